@@ -1,0 +1,1003 @@
+//! [`Arena`]: the bump cursor, chunk growth, checkpoints, scopes and reset.
+//!
+//! # Layout of the state
+//! Chunks live in a `Vec` ordered by use: chunks `0..current` are full (their
+//! `used` is recorded when the cursor left them), chunk `current` holds the
+//! cursor, and chunks after it are empty, kept for reuse. A *position*
+//! (`Pos`) is a chunk index and an offset into it; positions only grow as
+//! memory is handed out, and every operation that frees memory moves back
+//! to an earlier position.
+//!
+//! # Why checkpoints cannot go stale silently
+//! A checkpoint remembers the position and the drop-list head at the time it
+//! was taken. Rewinding to it is only sound if no rewind since then went to
+//! an earlier position (which would have run destructors the checkpoint
+//! still points at, and let the memory be handed out again). The arena keeps
+//! the history of rewinds as a stack increasing in both time and position
+//! (`RewindHistory`), so "did any rewind after time `t` go below position
+//! `p`?" is one comparison in the common case, and the stack stays as short
+//! as the nesting of live checkpoints.
+
+use core::alloc::Layout;
+use core::cell::{Cell, RefCell};
+use core::fmt;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::builder::{ArenaBuilder, Config};
+use crate::chunk::{RawChunk, CHUNK_ALIGN};
+use crate::cursor::Cursor;
+use crate::drop_list::{DropList, DropMark};
+use crate::error::{AllocError, AllocErrorKind};
+use crate::scope::Scope;
+use crate::stats::{report, ArenaStats, ChunkUsage, DiagnosticEvent};
+use crate::typed::{self, Bump};
+
+/// A place in the arena: chunk index and byte offset into that chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Pos {
+    pub(crate) chunk: usize,
+    pub(crate) offset: usize,
+}
+
+impl Pos {
+    pub(crate) const ZERO: Pos = Pos {
+        chunk: 0,
+        offset: 0,
+    };
+}
+
+/// Rewinds since the oldest live checkpoint, increasing in time and position.
+#[derive(Debug, Default)]
+struct RewindHistory {
+    events: Vec<(u64, Pos)>,
+}
+
+impl RewindHistory {
+    /// Is a checkpoint taken at `time` at position `pos` still valid?
+    fn is_valid(&self, time: u64, pos: Pos) -> bool {
+        // The first event after `time` has the lowest position of all events
+        // after `time` (positions increase along the stack).
+        let first_after = self.events.partition_point(|&(t, _)| t <= time);
+        match self.events.get(first_after) {
+            Some(&(_, lowest)) => lowest >= pos,
+            None => true,
+        }
+    }
+
+    fn record(&mut self, time: u64, pos: Pos) {
+        while self.events.last().is_some_and(|&(_, p)| p >= pos) {
+            self.events.pop();
+        }
+        self.events.push((time, pos));
+    }
+}
+
+static NEXT_ARENA_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A saved allocation state of an [`Arena`], from [`Arena::checkpoint`].
+///
+/// Give it back to [`Arena::rewind_to_checkpoint`] to free everything
+/// allocated since. A checkpoint of another arena, or one that an earlier
+/// rewind, scope exit or reset went back past, is refused with a panic.
+/// Checkpoints are plain data: copying one is free.
+#[derive(Clone, Copy)]
+pub struct Checkpoint {
+    arena: u64,
+    time: u64,
+    pos: Pos,
+    drops: DropMark,
+}
+
+// SAFETY: `drops` is only dereferenced by the arena whose id matches, after
+// it has checked that the checkpoint is still valid; as plain data a
+// checkpoint can go anywhere.
+unsafe impl Send for Checkpoint {}
+// SAFETY: as for `Send`; a checkpoint has no interior mutability.
+unsafe impl Sync for Checkpoint {}
+
+impl fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("arena", &self.arena)
+            .field("chunk", &self.pos.chunk)
+            .field("offset", &self.pos.offset)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters kept off the hot path.
+#[derive(Debug, Default)]
+struct Counters {
+    peak: Cell<usize>,
+    rewinds: Cell<u64>,
+    resets: Cell<u64>,
+    wasted: Cell<usize>,
+    capacity: Cell<usize>,
+    #[cfg(feature = "stats")]
+    allocations: Cell<u64>,
+}
+
+/// A bump allocator: hands out memory by moving a pointer through chunks,
+/// and frees everything at once.
+///
+/// `Arena` is `Send` but not `Sync`: one thread allocates at a time, every
+/// allocation method takes `&self`, and references into the arena live as
+/// long as that borrow.
+///
+/// ```
+/// use arena_b::Arena;
+///
+/// let arena = Arena::new();
+/// let numbers: Vec<&u32> = (0..1000).map(|i| arena.alloc(i)).collect();
+/// assert_eq!(*numbers[999], 999);
+/// let name = arena.alloc_str("hello world");
+/// name.make_ascii_uppercase();
+/// assert_eq!(name, "HELLO WORLD");
+/// // All of it is freed when the arena is dropped, or by `reset`.
+/// ```
+///
+/// # Destructors
+/// Values whose type needs drop are dropped, newest first, when their
+/// memory is freed: by [`rewind_to_checkpoint`](Self::rewind_to_checkpoint),
+/// the end of a [`scope`](Self::scope), [`reset`](Self::reset) or the
+/// arena's drop. That is only sound for types that own what they hold, so
+/// [`alloc`](Self::alloc) and friends ask for `T: Send + 'static`. Types
+/// that borrow (for example tree nodes that point at other nodes in the
+/// arena) go through [`alloc_no_drop`](Self::alloc_no_drop), whose
+/// destructor never runs: give them arena-backed fields (`&'a str`,
+/// `&'a [T]`, an `allocator_api2` `Vec` in the arena) so nothing leaks.
+pub struct Arena {
+    cursor: Cursor,
+    drops: DropList,
+    /// Start of the chunk the cursor is in (null before the first chunk).
+    chunk_start: Cell<*mut u8>,
+    /// Index of that chunk.
+    current: Cell<usize>,
+    /// Bytes used in chunks `0..current`.
+    used_before: Cell<usize>,
+    chunks: RefCell<Vec<RawChunk>>,
+    history: RefCell<RewindHistory>,
+    /// Logical clock: ticks on every checkpoint and rewind.
+    clock: Cell<u64>,
+    /// Number of scopes open on this arena, and the highest position any of
+    /// them holds memory up to: rewinding below it would free scope memory.
+    open_scopes: Cell<usize>,
+    scope_high: Cell<Pos>,
+    id: u64,
+    counters: Counters,
+    config: Config,
+    /// `Arena` is not `Sync` (the `Cell`s say so too).
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+// SAFETY: the arena owns its chunks and the values in them. Values with a
+// destructor, which may run on the thread the arena is moved to, are
+// `Send` (every drop-registering method of `Arena` requires it; `Scope`
+// values are dropped before the scope's borrow of the arena ends). All raw
+// pointers point into chunks owned by this arena. There is no thread-local
+// state.
+unsafe impl Send for Arena {}
+
+impl fmt::Debug for Arena {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Arena")
+            .field("bytes_allocated", &self.bytes_allocated())
+            .field("capacity", &self.capacity())
+            .field("chunks", &self.chunks.borrow().len())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Arena {
+    /// An empty arena with the default settings. Allocates nothing until
+    /// the first allocation.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// assert_eq!(arena.capacity(), 0);
+    /// ```
+    pub fn new() -> Arena {
+        ArenaBuilder::new().build()
+    }
+
+    /// An arena whose first chunk of `bytes` bytes is allocated now.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::with_capacity(1 << 16);
+    /// assert_eq!(arena.capacity(), 1 << 16);
+    /// ```
+    pub fn with_capacity(bytes: usize) -> Arena {
+        ArenaBuilder::new().reserve_size(bytes).build()
+    }
+
+    /// A builder for custom settings.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::builder().chunk_size(1 << 20).build();
+    /// # drop(arena);
+    /// ```
+    pub fn builder() -> ArenaBuilder {
+        ArenaBuilder::new()
+    }
+
+    pub(crate) fn from_config(config: Config, reserve: usize) -> Result<Arena, AllocError> {
+        let arena = Arena {
+            cursor: Cursor::empty(),
+            drops: DropList::new(),
+            chunk_start: Cell::new(core::ptr::null_mut()),
+            current: Cell::new(0),
+            used_before: Cell::new(0),
+            chunks: RefCell::new(Vec::new()),
+            history: RefCell::new(RewindHistory::default()),
+            clock: Cell::new(0),
+            open_scopes: Cell::new(0),
+            scope_high: Cell::new(Pos::ZERO),
+            id: NEXT_ARENA_ID.fetch_add(1, Ordering::Relaxed),
+            counters: Counters::default(),
+            config,
+            _not_sync: PhantomData,
+        };
+        if reserve > 0 {
+            arena.try_reserve_additional(reserve)?;
+        }
+        Ok(arena)
+    }
+
+    // ----- allocation -------------------------------------------------------
+
+    /// Moves `value` into the arena and returns a mutable reference to it.
+    ///
+    /// If `T` needs drop, `value` is dropped when its memory is freed
+    /// (rewind, scope exit, reset or the arena's drop).
+    ///
+    /// # Panics
+    /// If the arena's allocation limit is reached; calls
+    /// [`handle_alloc_error`](std::alloc::handle_alloc_error) if the
+    /// system is out of memory. See [`try_alloc`](Self::try_alloc).
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// let v = arena.alloc(vec![1, 2, 3]);
+    /// v.push(4);
+    /// assert_eq!(v.len(), 4);
+    /// ```
+    #[inline(always)]
+    #[track_caller]
+    pub fn alloc<T: Send + 'static>(&self, value: T) -> &mut T {
+        match typed::try_alloc(self, value) {
+            Ok(r) => r,
+            Err(e) => typed::fail(e, Some(Layout::new::<T>())),
+        }
+    }
+
+    /// Like [`alloc`](Self::alloc), but returns an error instead of
+    /// panicking when the memory cannot be had.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// assert_eq!(*arena.try_alloc(7u8).unwrap(), 7);
+    /// ```
+    #[inline(always)]
+    pub fn try_alloc<T: Send + 'static>(&self, value: T) -> Result<&mut T, AllocError> {
+        typed::try_alloc(self, value)
+    }
+
+    /// Allocates the value returned by `f`. `f` runs before the memory is
+    /// taken, so it may itself allocate in this arena.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// let big = arena.alloc_with(|| [7u8; 4096]);
+    /// assert_eq!(big[4095], 7);
+    /// ```
+    #[inline(always)]
+    #[track_caller]
+    pub fn alloc_with<T: Send + 'static, F: FnOnce() -> T>(&self, f: F) -> &mut T {
+        self.alloc(f())
+    }
+
+    /// Fallible [`alloc_with`](Self::alloc_with).
+    #[inline(always)]
+    pub fn try_alloc_with<T: Send + 'static, F: FnOnce() -> T>(
+        &self,
+        f: F,
+    ) -> Result<&mut T, AllocError> {
+        self.try_alloc(f())
+    }
+
+    /// Moves `value` into the arena **without** registering its destructor:
+    /// it is never dropped, its memory is simply reused after a reset. For
+    /// types that borrow (`T` is not `'static`), where running a destructor
+    /// at reset time could not be proven sound. For a type without drop
+    /// glue this is exactly [`alloc`](Self::alloc).
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// struct Node<'a> { value: u32, next: Option<&'a Node<'a>> }
+    /// let a = arena.alloc_no_drop(Node { value: 1, next: None });
+    /// let b = arena.alloc_no_drop(Node { value: 2, next: Some(a) });
+    /// assert_eq!(b.next.unwrap().value, 1);
+    /// ```
+    #[inline(always)]
+    #[track_caller]
+    pub fn alloc_no_drop<T>(&self, value: T) -> &mut T {
+        match self.try_alloc_no_drop(value) {
+            Ok(r) => r,
+            Err(e) => typed::fail(e, Some(Layout::new::<T>())),
+        }
+    }
+
+    /// Fallible [`alloc_no_drop`](Self::alloc_no_drop).
+    #[inline(always)]
+    pub fn try_alloc_no_drop<T>(&self, value: T) -> Result<&mut T, AllocError> {
+        // SAFETY: not registering a destructor only leaks, which is safe.
+        unsafe { typed::try_alloc_no_drop(self, value) }
+    }
+
+    /// Copies `s` into the arena.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// let s = arena.alloc_str("hello");
+    /// s.make_ascii_uppercase();
+    /// assert_eq!(s, "HELLO");
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_str(&self, s: &str) -> &mut str {
+        match typed::try_alloc_str(self, s) {
+            Ok(r) => r,
+            Err(e) => typed::fail(e, Layout::array::<u8>(s.len()).ok()),
+        }
+    }
+
+    /// Fallible [`alloc_str`](Self::alloc_str).
+    #[inline]
+    pub fn try_alloc_str(&self, s: &str) -> Result<&mut str, AllocError> {
+        typed::try_alloc_str(self, s)
+    }
+
+    /// Copies a slice of `Copy` values into the arena with one `memcpy`.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// let small = arena.alloc_slice_fast(&[1u8, 2, 3]);
+    /// small[0] = 9;
+    /// assert_eq!(small, &[9, 2, 3]);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_slice_fast<T: Copy>(&self, src: &[T]) -> &mut [T] {
+        match typed::try_alloc_slice_copy(self, src) {
+            Ok(r) => r,
+            Err(e) => typed::fail(e, Layout::array::<T>(src.len()).ok()),
+        }
+    }
+
+    /// Fallible [`alloc_slice_fast`](Self::alloc_slice_fast).
+    #[inline]
+    pub fn try_alloc_slice_fast<T: Copy>(&self, src: &[T]) -> Result<&mut [T], AllocError> {
+        typed::try_alloc_slice_copy(self, src)
+    }
+
+    /// Clones every element of `src` into the arena. The clones are dropped
+    /// when their memory is freed.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// let names = arena.alloc_slice_clone(&[String::from("a"), String::from("b")]);
+    /// assert_eq!(names[1], "b");
+    /// ```
+    #[track_caller]
+    pub fn alloc_slice_clone<T: Clone + Send + 'static>(&self, src: &[T]) -> &mut [T] {
+        match typed::try_alloc_slice_from_iter(self, src.len(), src.iter().cloned()) {
+            Ok(r) => r,
+            Err(e) => typed::fail(e, Layout::array::<T>(src.len()).ok()),
+        }
+    }
+
+    /// Fallible [`alloc_slice_clone`](Self::alloc_slice_clone).
+    pub fn try_alloc_slice_clone<T: Clone + Send + 'static>(
+        &self,
+        src: &[T],
+    ) -> Result<&mut [T], AllocError> {
+        typed::try_alloc_slice_from_iter(self, src.len(), src.iter().cloned())
+    }
+
+    /// Moves the items of an exact-size iterator into a slice in the arena.
+    ///
+    /// # Panics
+    /// Also panics if the iterator yields fewer items than its `len()`.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// let squares = arena.alloc_slice_fill_iter((0..5u32).map(|i| i * i));
+    /// assert_eq!(squares, &[0, 1, 4, 9, 16]);
+    /// ```
+    #[track_caller]
+    pub fn alloc_slice_fill_iter<T, I>(&self, iter: I) -> &mut [T]
+    where
+        T: Send + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let iter = iter.into_iter();
+        let len = iter.len();
+        match typed::try_alloc_slice_from_iter(self, len, iter) {
+            Ok(r) => r,
+            Err(e) => typed::fail(e, Layout::array::<T>(len).ok()),
+        }
+    }
+
+    /// Fallible [`alloc_slice_fill_iter`](Self::alloc_slice_fill_iter).
+    pub fn try_alloc_slice_fill_iter<T, I>(&self, iter: I) -> Result<&mut [T], AllocError>
+    where
+        T: Send + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let iter = iter.into_iter();
+        let len = iter.len();
+        typed::try_alloc_slice_from_iter(self, len, iter)
+    }
+
+    /// A mutable string buffer of `len` bytes, zero-filled (so it is valid
+    /// UTF-8: `len` NUL characters) for in-place writing.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// let buf = arena.alloc_str_uninit(5);
+    /// // SAFETY: ASCII bytes keep the buffer valid UTF-8.
+    /// unsafe { buf.as_bytes_mut().copy_from_slice(b"hello") };
+    /// assert_eq!(buf, "hello");
+    /// ```
+    #[track_caller]
+    pub fn alloc_str_uninit(&self, len: usize) -> &mut str {
+        match typed::try_alloc_str_zeroed(self, len) {
+            Ok(r) => r,
+            Err(e) => typed::fail(e, Layout::array::<u8>(len).ok()),
+        }
+    }
+
+    /// Fallible [`alloc_str_uninit`](Self::alloc_str_uninit).
+    pub fn try_alloc_str_uninit(&self, len: usize) -> Result<&mut str, AllocError> {
+        typed::try_alloc_str_zeroed(self, len)
+    }
+
+    /// Raw memory for `layout`: non-null, aligned, uninitialized, valid
+    /// until the arena frees it. Zero-sized layouts get a dangling, aligned
+    /// pointer.
+    ///
+    /// ```
+    /// use std::alloc::Layout;
+    /// let arena = arena_b::Arena::new();
+    /// let p = arena.alloc_layout(Layout::from_size_align(64, 4096).unwrap());
+    /// assert_eq!(p.as_ptr() as usize % 4096, 0);
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn alloc_layout(&self, layout: Layout) -> NonNull<u8> {
+        match typed::try_alloc_layout(self, layout) {
+            Ok(r) => r,
+            Err(e) => typed::fail(e, Some(layout)),
+        }
+    }
+
+    /// Fallible [`alloc_layout`](Self::alloc_layout).
+    #[inline]
+    pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        typed::try_alloc_layout(self, layout)
+    }
+
+    // ----- checkpoints and scopes --------------------------------------------
+
+    /// Saves the current allocation state.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// let keep = arena.alloc(1u32);
+    /// let cp = arena.checkpoint();
+    /// arena.alloc([0u8; 512]);
+    /// // SAFETY: nothing allocated after `cp` is used afterwards.
+    /// unsafe { arena.rewind_to_checkpoint(cp) };
+    /// assert_eq!(*keep, 1);
+    /// ```
+    #[inline]
+    pub fn checkpoint(&self) -> Checkpoint {
+        let time = self.clock.get() + 1;
+        self.clock.set(time);
+        Checkpoint {
+            arena: self.id,
+            time,
+            pos: self.pos(),
+            drops: self.drops.mark(),
+        }
+    }
+
+    /// Frees everything allocated since `checkpoint` was taken: destructors
+    /// run (newest first) and the memory is handed out again.
+    ///
+    /// # Safety
+    /// No reference (or pointer) to memory allocated from this arena after
+    /// `checkpoint` was taken may be used after this call. This includes
+    /// references obtained through `&Arena`'s `Allocator` implementation,
+    /// and it must not be called from inside a callback of an allocation
+    /// method of this arena (an iterator of `alloc_slice_fill_iter`, a
+    /// `Clone` of `alloc_slice_clone`).
+    ///
+    /// # Panics
+    /// If `checkpoint` belongs to another arena, if an earlier rewind,
+    /// scope exit or reset went back past it (it would point at freed
+    /// state), or if a scope that is still open holds memory after it.
+    /// These are checked, never undefined behaviour.
+    #[track_caller]
+    pub unsafe fn rewind_to_checkpoint(&self, checkpoint: Checkpoint) {
+        assert!(
+            checkpoint.arena == self.id,
+            "arena-b: rewind_to_checkpoint was given a checkpoint of another arena"
+        );
+        assert!(
+            self.history.borrow().is_valid(checkpoint.time, checkpoint.pos),
+            "arena-b: this checkpoint is stale: an earlier rewind, scope exit or reset went back \
+             past it; take a new checkpoint after rewinding"
+        );
+        assert!(
+            self.open_scopes.get() == 0 || checkpoint.pos >= self.scope_high.get(),
+            "arena-b: cannot rewind to a checkpoint taken before a scope that is still open \
+             holds memory; rewind after the scope returns"
+        );
+        self.note_peak();
+        // SAFETY: the checkpoint is valid, so its drop mark is still linked
+        // (only rewinds below its position unlink it); the caller promises
+        // the values after it are no longer used.
+        unsafe { self.drops.run_until(checkpoint.drops) };
+        self.move_to(checkpoint.pos);
+        self.record_rewind(checkpoint.pos);
+        self.counters.rewinds.set(self.counters.rewinds.get() + 1);
+    }
+
+    /// Runs `f` with a [`Scope`]: everything allocated through the scope is
+    /// freed (destructors run) when `f` returns or unwinds.
+    ///
+    /// The scope's references cannot escape `f` (they borrow a lifetime that
+    /// only exists inside it), and the arena stays usable inside `f`: what
+    /// the arena hands out meanwhile is not freed by the scope. Scopes nest.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// let outer = arena.alloc(1u64);
+    /// let sum = arena.scope(|scope| {
+    ///     let temp = scope.alloc_slice_fill_iter(0..100u64);
+    ///     temp.iter().sum::<u64>()
+    /// });
+    /// assert_eq!(sum, 4950);
+    /// assert_eq!(*outer, 1);
+    /// ```
+    pub fn scope<R>(&self, f: impl FnOnce(&Scope<'_>) -> R) -> R {
+        let scope = Scope::open(self, None);
+        f(&scope)
+    }
+
+    // ----- reset, shrink, reserve --------------------------------------------
+
+    /// Frees everything (destructors run) and keeps the chunks for reuse.
+    ///
+    /// ```
+    /// let mut arena = arena_b::Arena::new();
+    /// arena.alloc_str("x".repeat(100_000).as_str());
+    /// let capacity = arena.capacity();
+    /// arena.reset();
+    /// assert_eq!(arena.bytes_allocated(), 0);
+    /// assert_eq!(arena.capacity(), capacity);
+    /// ```
+    pub fn reset(&mut self) {
+        self.note_peak();
+        // SAFETY: `&mut self` proves no reference into the arena is alive;
+        // null is the bottom of the list.
+        unsafe { self.drops.run_until(core::ptr::null_mut()) };
+        self.move_to(Pos::ZERO);
+        self.record_rewind(Pos::ZERO);
+        self.counters.resets.set(self.counters.resets.get() + 1);
+    }
+
+    /// [`reset`](Self::reset), then gives every chunk but the first back to
+    /// the system (the first is the `reserve_size` chunk, if one was set).
+    ///
+    /// ```
+    /// let mut arena = arena_b::Arena::with_capacity(4096);
+    /// arena.alloc_slice_fill_iter(0..100_000u32);
+    /// arena.reset_and_shrink();
+    /// assert_eq!(arena.capacity(), 4096);
+    /// ```
+    pub fn reset_and_shrink(&mut self) {
+        self.reset();
+        self.free_chunks_after(0);
+    }
+
+    /// Gives back to the system the chunks that hold nothing (kept for reuse
+    /// after a rewind or reset).
+    ///
+    /// ```
+    /// let mut arena = arena_b::Arena::new();
+    /// let cp = arena.checkpoint();
+    /// arena.alloc_slice_fill_iter(0..100_000u32);
+    /// // SAFETY: the slice is not used again.
+    /// unsafe { arena.rewind_to_checkpoint(cp) };
+    /// arena.shrink_to_fit();
+    /// assert_eq!(arena.chunk_usage().len(), 1);
+    /// ```
+    pub fn shrink_to_fit(&self) {
+        self.free_chunks_after(self.current.get());
+    }
+
+    fn free_chunks_after(&self, keep_through: usize) {
+        let freed: Vec<RawChunk> = {
+            let mut chunks = self.chunks.borrow_mut();
+            if chunks.len() <= keep_through + 1 {
+                return;
+            }
+            chunks.drain(keep_through + 1..).collect()
+        };
+        let bytes: usize = freed.iter().map(RawChunk::capacity).sum();
+        self.counters.capacity.set(self.counters.capacity.get() - bytes);
+        let count = freed.len();
+        drop(freed);
+        report(
+            self.config.sink.as_ref(),
+            DiagnosticEvent::ChunksFreed { count, bytes },
+        );
+    }
+
+    /// Makes sure the next `bytes` bytes of allocations (padding included)
+    /// need no new chunk, taking one now if the current chunk is too small.
+    ///
+    /// # Panics
+    /// As [`alloc`](Self::alloc) when the chunk cannot be had.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// arena.reserve_additional(1 << 20);
+    /// let chunks = arena.chunk_usage().len();
+    /// for i in 0..1000u64 { arena.alloc(i); }
+    /// assert_eq!(arena.chunk_usage().len(), chunks);
+    /// ```
+    #[track_caller]
+    pub fn reserve_additional(&self, bytes: usize) {
+        if let Err(e) = self.try_reserve_additional(bytes) {
+            typed::fail(e, Layout::array::<u8>(bytes).ok());
+        }
+    }
+
+    /// Fallible [`reserve_additional`](Self::reserve_additional).
+    pub fn try_reserve_additional(&self, bytes: usize) -> Result<(), AllocError> {
+        if bytes == 0 || self.cursor.remaining() >= bytes {
+            return Ok(());
+        }
+        let layout = Layout::from_size_align(bytes, 1).map_err(|_| AllocError::overflow())?;
+        self.grow(layout)
+    }
+
+    // ----- telemetry ---------------------------------------------------------
+
+    /// Bytes handed out and not yet freed (padding and drop headers
+    /// included; memory held by an open scope counts too).
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// arena.alloc(0u64);
+    /// assert_eq!(arena.bytes_allocated(), 8);
+    /// ```
+    #[inline]
+    pub fn bytes_allocated(&self) -> usize {
+        let start = self.chunk_start.get();
+        if start.is_null() {
+            return 0;
+        }
+        self.used_before.get() + (self.cursor.ptr().addr() - start.addr())
+    }
+
+    /// Total bytes of the chunks the arena owns.
+    ///
+    /// ```
+    /// assert_eq!(arena_b::Arena::with_capacity(4096).capacity(), 4096);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.counters.capacity.get()
+    }
+
+    /// Capacity and use of every chunk, in allocation order (free chunks,
+    /// kept for reuse, last with `used == 0`).
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// arena.alloc(1u8);
+    /// assert_eq!(arena.chunk_usage()[0].used, 1);
+    /// ```
+    pub fn chunk_usage(&self) -> Vec<ChunkUsage> {
+        let chunks = self.chunks.borrow();
+        let current = self.current.get();
+        let here = self.pos();
+        chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ChunkUsage {
+                capacity: c.capacity(),
+                used: match i.cmp(&current) {
+                    core::cmp::Ordering::Less => c.used,
+                    core::cmp::Ordering::Equal => here.offset,
+                    core::cmp::Ordering::Greater => 0,
+                },
+            })
+            .collect()
+    }
+
+    /// A snapshot of the arena's counters.
+    ///
+    /// ```
+    /// let mut arena = arena_b::Arena::new();
+    /// arena.alloc(1u32);
+    /// arena.reset();
+    /// let stats = arena.stats();
+    /// assert_eq!(stats.resets, 1);
+    /// assert!(stats.peak_bytes >= 4);
+    /// ```
+    pub fn stats(&self) -> ArenaStats {
+        self.note_peak();
+        ArenaStats {
+            bytes_allocated: self.bytes_allocated(),
+            capacity: self.capacity(),
+            chunks: self.chunks.borrow().len(),
+            peak_bytes: self.counters.peak.get(),
+            rewinds: self.counters.rewinds.get(),
+            resets: self.counters.resets.get(),
+            wasted_tail_bytes: self.counters.wasted.get(),
+            #[cfg(feature = "stats")]
+            allocations: Some(self.counters.allocations.get()),
+            #[cfg(not(feature = "stats"))]
+            allocations: None,
+        }
+    }
+
+    // ----- internals ---------------------------------------------------------
+
+    fn note_peak(&self) {
+        let now = self.bytes_allocated();
+        if now > self.counters.peak.get() {
+            self.counters.peak.set(now);
+        }
+    }
+
+    /// The current position.
+    #[inline]
+    pub(crate) fn pos(&self) -> Pos {
+        let start = self.chunk_start.get();
+        if start.is_null() {
+            return Pos::ZERO;
+        }
+        Pos {
+            chunk: self.current.get(),
+            offset: self.cursor.ptr().addr() - start.addr(),
+        }
+    }
+
+    pub(crate) fn main_cursor(&self) -> &Cursor {
+        &self.cursor
+    }
+
+    /// Start of the chunk the cursor is in (null before the first chunk).
+    pub(crate) fn chunk_start(&self) -> *mut u8 {
+        self.chunk_start.get()
+    }
+
+    /// Moves the cursor back to `pos`, an earlier position.
+    pub(crate) fn move_to(&self, pos: Pos) {
+        debug_assert!(pos <= self.pos());
+        let chunks = self.chunks.borrow();
+        let Some(chunk) = chunks.get(pos.chunk) else {
+            debug_assert_eq!(pos, Pos::ZERO);
+            return;
+        };
+        if pos.chunk != self.current.get() {
+            self.note_peak();
+            self.used_before
+                .set(chunks[..pos.chunk].iter().map(|c| c.used).sum());
+            self.current.set(pos.chunk);
+            self.chunk_start.set(chunk.start());
+        }
+        debug_assert!(pos.offset <= chunk.capacity());
+        // SAFETY: `pos` is at or before the current position, so
+        // `[start + offset, end)` of this chunk holds nothing anyone may still
+        // use (the callers free it first), and the chunk is owned by the arena.
+        unsafe {
+            self.cursor
+                .set(chunk.start().add(pos.offset), chunk.end());
+        }
+    }
+
+    /// Records that memory after `pos` was freed (invalidates checkpoints
+    /// past it).
+    pub(crate) fn record_rewind(&self, pos: Pos) {
+        let time = self.clock.get() + 1;
+        self.clock.set(time);
+        self.history.borrow_mut().record(time, pos);
+    }
+
+    /// A scope opens: it holds memory up to `held`.
+    pub(crate) fn scope_opened(&self, held: Pos) {
+        self.open_scopes.set(self.open_scopes.get() + 1);
+        self.scope_holds(held);
+    }
+
+    /// An open scope holds memory up to `held`.
+    pub(crate) fn scope_holds(&self, held: Pos) {
+        if held > self.scope_high.get() {
+            self.scope_high.set(held);
+        }
+    }
+
+    /// A scope closed; if it gave memory back down to `restored`, no open
+    /// scope holds anything above that.
+    pub(crate) fn scope_closed(&self, restored: Option<Pos>) {
+        let open = self.open_scopes.get() - 1;
+        self.open_scopes.set(open);
+        if open == 0 {
+            self.scope_high.set(Pos::ZERO);
+        } else if let Some(pos) = restored {
+            if pos < self.scope_high.get() {
+                self.scope_high.set(pos);
+            }
+        }
+    }
+
+    /// A scope's exit gives the arena back everything after `pos`.
+    pub(crate) fn scope_rewind(&self, pos: Pos) {
+        self.note_peak();
+        self.move_to(pos);
+        self.record_rewind(pos);
+        self.counters.rewinds.set(self.counters.rewinds.get() + 1);
+    }
+
+    /// Takes the whole free window of the current chunk, first moving to a
+    /// chunk where `layout` fits if it does not fit here.
+    pub(crate) fn take_block(&self, layout: Layout) -> Result<(*mut u8, *mut u8), AllocError> {
+        let start = self.cursor.ptr().addr();
+        let padding = start.wrapping_neg() & (layout.align() - 1);
+        if self.chunk_start.get().is_null()
+            || padding + layout.size() > self.cursor.remaining()
+        {
+            self.grow(layout)?;
+        }
+        Ok(self.cursor.take_all())
+    }
+
+    /// Moves the cursor to the start of a chunk where `layout` fits: a free
+    /// one after the current chunk if any fits, else a new one.
+    #[cold]
+    #[inline(never)]
+    fn grow(&self, layout: Layout) -> Result<(), AllocError> {
+        let mut chunks = self.chunks.borrow_mut();
+        let has_current = !self.chunk_start.get().is_null();
+        let next = if has_current { self.current.get() + 1 } else { 0 };
+        let mut event = None;
+        match chunks[next..].iter().position(|c| c.fits(layout)) {
+            Some(i) => chunks.swap(next, next + i),
+            None => {
+                let chunk = self.new_chunk(layout)?;
+                let total = self.counters.capacity.get() + chunk.capacity();
+                self.counters.capacity.set(total);
+                event = Some(DiagnosticEvent::ChunkAllocated {
+                    capacity: chunk.capacity(),
+                    total_capacity: total,
+                });
+                chunks.push(chunk);
+                let last = chunks.len() - 1;
+                chunks.swap(next, last);
+            }
+        }
+        if has_current {
+            self.note_peak();
+            let current = self.current.get();
+            let used = self.cursor.ptr().addr() - self.chunk_start.get().addr();
+            chunks[current].used = used;
+            self.used_before.set(self.used_before.get() + used);
+            self.counters
+                .wasted
+                .set(self.counters.wasted.get() + self.cursor.remaining());
+        }
+        let chunk = &chunks[next];
+        self.current.set(next);
+        self.chunk_start.set(chunk.start());
+        // SAFETY: the chunk is owned by the arena and, being after the old
+        // current chunk (or the first), holds nothing.
+        unsafe { self.cursor.set(chunk.start(), chunk.end()) };
+        drop(chunks);
+        if let Some(event) = event {
+            report(self.config.sink.as_ref(), event);
+        }
+        Ok(())
+    }
+
+    /// Allocates a chunk for `layout` following the growth policy and the
+    /// allocation limit.
+    fn new_chunk(&self, layout: Layout) -> Result<RawChunk, AllocError> {
+        let needed = layout.size();
+        let total = self.counters.capacity.get();
+        let grown = total.clamp(self.config.chunk_size, self.config.max_chunk_size);
+        let round = |n: usize| n.checked_add(CHUNK_ALIGN - 1).map(|n| n & !(CHUNK_ALIGN - 1));
+        let mut capacity = round(needed.max(grown)).ok_or_else(AllocError::overflow)?;
+        if let Some(limit) = self.config.allocation_limit {
+            let room = limit.saturating_sub(total);
+            if capacity > room {
+                // Fall back to exactly what is needed.
+                capacity = round(needed.max(1)).ok_or_else(AllocError::overflow)?;
+                if capacity > room {
+                    report(
+                        self.config.sink.as_ref(),
+                        DiagnosticEvent::LimitReached {
+                            requested: needed,
+                            limit,
+                        },
+                    );
+                    return Err(AllocError::new(AllocErrorKind::LimitExceeded, needed));
+                }
+            }
+        }
+        RawChunk::allocate(capacity, layout.align()).ok_or_else(|| {
+            report(
+                self.config.sink.as_ref(),
+                DiagnosticEvent::OutOfMemory {
+                    requested: capacity,
+                },
+            );
+            AllocError::new(AllocErrorKind::OutOfMemory, needed)
+        })
+    }
+}
+
+impl Bump for Arena {
+    #[inline(always)]
+    fn cursor(&self) -> &Cursor {
+        &self.cursor
+    }
+
+    #[inline(always)]
+    fn drop_list(&self) -> &DropList {
+        &self.drops
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.grow(layout)?;
+        Ok(self
+            .cursor
+            .bump(layout)
+            .expect("arena-b: a chunk chosen for a layout must fit it"))
+    }
+
+    #[cfg(feature = "stats")]
+    #[inline(always)]
+    fn count_alloc(&self) {
+        self.counters
+            .allocations
+            .set(self.counters.allocations.get() + 1);
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: the arena is going away; nothing can reference its values.
+        unsafe { self.drops.run_until(core::ptr::null_mut()) };
+        // The chunks are freed by the `Vec<RawChunk>` field, also when a
+        // destructor above panicked.
+    }
+}

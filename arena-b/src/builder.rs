@@ -1,0 +1,231 @@
+//! [`ArenaBuilder`]: declarative arena configuration.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::arena::Arena;
+use crate::error::BuildError;
+use crate::stats::{DiagnosticEvent, Sink, SinkDebug};
+
+/// Default size of the first chunk.
+pub const DEFAULT_CHUNK_SIZE: usize = 8 * 1024;
+/// Default cap on the size that chunk growth doubles up to.
+pub const DEFAULT_MAX_CHUNK_SIZE: usize = 4 * 1024 * 1024;
+
+/// Whether the arena will be used from one thread or shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ThreadSafety {
+    /// One owner at a time: [`ArenaBuilder::build`] gives an [`Arena`]
+    /// (`Send`, not `Sync`).
+    #[default]
+    SingleThreaded,
+    /// Shared between threads: needs `SyncArena` (`build_sync`), which
+    /// arrives with the `SyncArena` release; until then `try_build` refuses
+    /// this setting rather than silently ignoring it.
+    Shared,
+}
+
+/// The configuration an arena was built with.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) chunk_size: usize,
+    pub(crate) max_chunk_size: usize,
+    pub(crate) allocation_limit: Option<usize>,
+    pub(crate) sink: Option<Sink>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("chunk_size", &self.chunk_size)
+            .field("max_chunk_size", &self.max_chunk_size)
+            .field("allocation_limit", &self.allocation_limit)
+            .field("diagnostics", &SinkDebug(&self.sink))
+            .finish()
+    }
+}
+
+/// Configures and builds an [`Arena`].
+///
+/// ```
+/// use arena_b::Arena;
+///
+/// let arena = Arena::builder()
+///     .chunk_size(64 * 1024)        // first chunk
+///     .max_chunk_size(1 << 20)      // growth doubles up to 1 MiB chunks
+///     .reserve_size(256 * 1024)     // allocated up front
+///     .allocation_limit(16 << 20)   // try_* fails beyond 16 MiB of chunks
+///     .diagnostics(|event| {
+///         // forward to your logger or metrics
+///         let _ = event;
+///     })
+///     .try_build()
+///     .expect("valid settings");
+/// assert!(arena.capacity() >= 256 * 1024);
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct ArenaBuilder {
+    chunk_size: usize,
+    max_chunk_size: Option<usize>,
+    reserve_size: usize,
+    allocation_limit: Option<usize>,
+    thread_safety: ThreadSafety,
+    sink: Option<Sink>,
+}
+
+impl fmt::Debug for ArenaBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArenaBuilder")
+            .field("chunk_size", &self.chunk_size)
+            .field("max_chunk_size", &self.max_chunk_size)
+            .field("reserve_size", &self.reserve_size)
+            .field("allocation_limit", &self.allocation_limit)
+            .field("thread_safety", &self.thread_safety)
+            .field("diagnostics", &SinkDebug(&self.sink))
+            .finish()
+    }
+}
+
+impl Default for ArenaBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Largest chunk we will ask the system for: keeps `Layout` arithmetic far
+/// from overflow.
+const MAX_CHUNK: usize = isize::MAX as usize / 4;
+
+impl ArenaBuilder {
+    /// A builder with the defaults of [`Arena::new`].
+    pub fn new() -> Self {
+        ArenaBuilder {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            max_chunk_size: None,
+            reserve_size: 0,
+            allocation_limit: None,
+            thread_safety: ThreadSafety::SingleThreaded,
+            sink: None,
+        }
+    }
+
+    /// Size in bytes of the first chunk allocated on demand (default 8 KiB).
+    /// Later chunks double the arena's capacity up to
+    /// [`max_chunk_size`](Self::max_chunk_size).
+    pub fn chunk_size(mut self, bytes: usize) -> Self {
+        self.chunk_size = bytes;
+        self
+    }
+
+    /// Upper bound of chunk growth (default 4 MiB, and never below
+    /// `chunk_size`). An allocation larger than this still succeeds in a
+    /// chunk of its own.
+    pub fn max_chunk_size(mut self, bytes: usize) -> Self {
+        self.max_chunk_size = Some(bytes);
+        self
+    }
+
+    /// Bytes allocated up front as the first chunk (default 0: the first
+    /// chunk is allocated by the first allocation). `reset_and_shrink`
+    /// keeps this chunk.
+    pub fn reserve_size(mut self, bytes: usize) -> Self {
+        self.reserve_size = bytes;
+        self
+    }
+
+    /// Most bytes of chunks the arena may own. An allocation that would need
+    /// more fails: `try_*` methods return
+    /// [`AllocErrorKind::LimitExceeded`](crate::AllocErrorKind::LimitExceeded),
+    /// the plain ones panic.
+    pub fn allocation_limit(mut self, bytes: usize) -> Self {
+        self.allocation_limit = Some(bytes);
+        self
+    }
+
+    /// Single-threaded ([`build`](Self::build)) or shared between threads.
+    pub fn thread_safety(mut self, mode: ThreadSafety) -> Self {
+        self.thread_safety = mode;
+        self
+    }
+
+    /// A callback that receives [`DiagnosticEvent`]s (chunks allocated and
+    /// freed, limit reached, out of memory). It runs on the allocating
+    /// thread, off the fast path. With feature `tracing` the same events are
+    /// also emitted as `tracing` events.
+    pub fn diagnostics(mut self, sink: impl Fn(&DiagnosticEvent) + Send + Sync + 'static) -> Self {
+        self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// Checks the settings and builds the arena.
+    ///
+    /// ```
+    /// let err = arena_b::Arena::builder()
+    ///     .chunk_size(1 << 20)
+    ///     .max_chunk_size(4096)
+    ///     .try_build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("max_chunk_size"));
+    /// ```
+    pub fn try_build(self) -> Result<Arena, BuildError> {
+        if self.thread_safety == ThreadSafety::Shared {
+            return Err(BuildError::new(
+                "thread_safety(ThreadSafety::Shared) needs a SyncArena (build_sync), which this \
+                 release does not have yet; use an Arena per thread",
+            ));
+        }
+        if self.chunk_size == 0 {
+            return Err(BuildError::new("chunk_size must be greater than 0"));
+        }
+        if self.chunk_size > MAX_CHUNK {
+            return Err(BuildError::new(format!(
+                "chunk_size {} is larger than the supported maximum {MAX_CHUNK}",
+                self.chunk_size
+            )));
+        }
+        let max_chunk_size = match self.max_chunk_size {
+            Some(max) if max < self.chunk_size => {
+                return Err(BuildError::new(format!(
+                    "max_chunk_size ({max}) must be at least chunk_size ({})",
+                    self.chunk_size
+                )))
+            }
+            Some(max) => max.min(MAX_CHUNK),
+            None => DEFAULT_MAX_CHUNK_SIZE.max(self.chunk_size),
+        };
+        if self.reserve_size > MAX_CHUNK {
+            return Err(BuildError::new(format!(
+                "reserve_size {} is larger than the supported maximum {MAX_CHUNK}",
+                self.reserve_size
+            )));
+        }
+        if let Some(limit) = self.allocation_limit {
+            if self.reserve_size > limit {
+                return Err(BuildError::new(format!(
+                    "reserve_size ({}) exceeds allocation_limit ({limit})",
+                    self.reserve_size
+                )));
+            }
+        }
+        let config = Config {
+            chunk_size: self.chunk_size,
+            max_chunk_size,
+            allocation_limit: self.allocation_limit,
+            sink: self.sink,
+        };
+        Arena::from_config(config, self.reserve_size)
+            .map_err(|e| BuildError::new(format!("could not reserve {} bytes: {e}", self.reserve_size)))
+    }
+
+    /// Builds the arena, panicking with the [`BuildError`] message on an
+    /// invalid setting. See [`try_build`](Self::try_build).
+    #[track_caller]
+    pub fn build(self) -> Arena {
+        match self.try_build() {
+            Ok(arena) => arena,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}

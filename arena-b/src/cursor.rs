@@ -1,0 +1,133 @@
+//! The bump cursor: the hot path of every allocation.
+//!
+//! A cursor is a `[ptr, end)` window of a chunk that is still free. An
+//! allocation aligns `ptr` up, adds the size, compares with `end` and
+//! stores: one predictable branch, everything else goes to the owner's
+//! `#[cold]` slow path. Both [`Arena`](crate::Arena) and
+//! [`Scope`](crate::Scope) bump through one.
+
+use core::alloc::Layout;
+use core::cell::Cell;
+use core::ptr::{self, NonNull};
+
+/// A free window `[ptr, end)` inside one chunk (or the empty window
+/// `[null, null)` before the first chunk exists).
+///
+/// Invariant: either both pointers are null, or both point into (or one
+/// past) the same live chunk with `ptr <= end`, and the bytes in between
+/// belong to nobody.
+#[derive(Debug)]
+pub(crate) struct Cursor {
+    ptr: Cell<*mut u8>,
+    end: Cell<*mut u8>,
+}
+
+impl Cursor {
+    pub(crate) const fn empty() -> Self {
+        Cursor {
+            ptr: Cell::new(ptr::null_mut()),
+            end: Cell::new(ptr::null_mut()),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        self.ptr.get()
+    }
+
+    #[inline(always)]
+    pub(crate) fn end(&self) -> *mut u8 {
+        self.end.get()
+    }
+
+    /// Free bytes left in the window.
+    #[inline]
+    pub(crate) fn remaining(&self) -> usize {
+        self.end.get().addr() - self.ptr.get().addr()
+    }
+
+    /// Replaces the window.
+    ///
+    /// # Safety
+    /// `[ptr, end)` must satisfy the type invariant: inside one live chunk
+    /// that outlives every allocation made through this cursor, owned by
+    /// nobody else.
+    #[inline]
+    pub(crate) unsafe fn set(&self, ptr: *mut u8, end: *mut u8) {
+        debug_assert!(ptr.addr() <= end.addr());
+        self.ptr.set(ptr);
+        self.end.set(end);
+    }
+
+    /// Moves only the start of the window (giving bytes back or taking
+    /// them).
+    ///
+    /// # Safety
+    /// As for [`Cursor::set`] with the current `end`.
+    #[inline]
+    pub(crate) unsafe fn set_ptr(&self, ptr: *mut u8) {
+        debug_assert!(ptr.addr() <= self.end.get().addr());
+        self.ptr.set(ptr);
+    }
+
+    /// Takes the whole window, leaving it empty at its end.
+    #[inline]
+    pub(crate) fn take_all(&self) -> (*mut u8, *mut u8) {
+        let taken = (self.ptr.get(), self.end.get());
+        self.ptr.set(taken.1);
+        taken
+    }
+
+    /// Bumps `layout.size()` bytes aligned to `layout.align()` off the
+    /// window, or returns `None` when they do not fit.
+    ///
+    /// `layout.size()` must be non-zero (zero-sized requests are answered by
+    /// the caller with a dangling pointer, which also keeps them off a null
+    /// window).
+    #[inline(always)]
+    pub(crate) fn bump(&self, layout: Layout) -> Option<NonNull<u8>> {
+        debug_assert!(layout.size() != 0);
+        let ptr = self.ptr.get();
+        let start = ptr.addr();
+        // Bytes needed to align `start` up; always `< align`.
+        let padding = start.wrapping_neg() & (layout.align() - 1);
+        // No overflow: `Layout` guarantees `size <= isize::MAX - (align - 1)`.
+        let needed = padding + layout.size();
+        if needed <= self.end.get().addr() - start {
+            // SAFETY: `needed <= end - ptr` and `needed > 0` (non-zero size),
+            // so the window is non-empty, hence non-null and inside a chunk,
+            // and both `ptr + padding` and `ptr + needed` stay within
+            // `[ptr, end]` of that chunk.
+            unsafe {
+                self.ptr.set(ptr.add(needed));
+                Some(NonNull::new_unchecked(ptr.add(padding)))
+            }
+        } else {
+            None
+        }
+    }
+
+    /// Tries to resize the allocation `[old, old + old_size)` in place;
+    /// succeeds only when it is the last allocation of this window and the
+    /// new size fits. `window_start` is the start of the chunk the window
+    /// lives in: an `old` before it belongs to another chunk.
+    #[inline]
+    pub(crate) fn resize_last(
+        &self,
+        window_start: *mut u8,
+        old: NonNull<u8>,
+        old_size: usize,
+        new_size: usize,
+    ) -> bool {
+        let old = old.as_ptr();
+        let is_last = old.addr() >= window_start.addr()
+            && old.addr().checked_add(old_size) == Some(self.ptr.get().addr());
+        if !is_last || new_size > self.end.get().addr() - old.addr() {
+            return false;
+        }
+        // Keep the provenance of the window's pointer, not of `old`.
+        let new_ptr = self.ptr.get().with_addr(old.addr() + new_size);
+        self.ptr.set(new_ptr);
+        true
+    }
+}

@@ -1,0 +1,64 @@
+//! # arena-b
+//!
+//! A bump ("arena") allocator for workloads that allocate many short-lived
+//! objects and free them all at once: parsers and compilers, game frames,
+//! per-request scratch data.
+//!
+//! ```
+//! use arena_b::Arena;
+//!
+//! let arena = Arena::new();
+//! let numbers: Vec<&u32> = (0..1000).map(|i| arena.alloc(i)).collect();
+//! let greeting = arena.alloc_str("hello world");
+//! assert_eq!(*numbers[10], 10);
+//! assert_eq!(greeting, "hello world");
+//!
+//! // Temporary work, freed (and destructors run) when the closure returns,
+//! // even by a panic:
+//! let total = arena.scope(|scope| {
+//!     let scratch = scope.alloc_slice_fill_iter(0..100u64);
+//!     scratch.iter().sum::<u64>()
+//! });
+//! assert_eq!(total, 4950);
+//!
+//! // Checkpoints free everything allocated after them:
+//! let checkpoint = arena.checkpoint();
+//! arena.alloc([0u8; 1024]);
+//! // SAFETY: nothing allocated after the checkpoint is used again.
+//! unsafe { arena.rewind_to_checkpoint(checkpoint) };
+//! ```
+//!
+//! ## Soundness
+//! Every allocation method takes `&self` and returns references that borrow
+//! the arena, so nothing outlives it; [`Arena::reset`] takes `&mut self`;
+//! [`Arena::scope`] brands its references with a lifetime that cannot leave
+//! the closure; [`Arena::rewind_to_checkpoint`] is the one `unsafe` method,
+//! and it still refuses (panics on) foreign and stale checkpoints.
+//! Destructors run when memory is freed, which is only sound for values
+//! that own their data: `alloc` asks for `T: Send + 'static`, and borrowing
+//! types use [`Arena::alloc_no_drop`]. See `docs/architecture.md`.
+//!
+//! ## Features
+//! `stats` counts allocations; `tracing` mirrors diagnostics as `tracing`
+//! events. `virtual_memory`, `thread_local`, `lockfree`, `slab` and `debug`
+//! are declared and arrive with the next release (see the README).
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod alloc_api;
+mod arena;
+mod builder;
+mod chunk;
+mod cursor;
+mod drop_list;
+mod error;
+mod scope;
+mod stats;
+mod typed;
+
+pub use allocator_api2;
+pub use arena::{Arena, Checkpoint};
+pub use builder::{ArenaBuilder, ThreadSafety, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CHUNK_SIZE};
+pub use error::{AllocError, AllocErrorKind, BuildError};
+pub use scope::Scope;
+pub use stats::{ArenaStats, ChunkUsage, DiagnosticEvent};

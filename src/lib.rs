@@ -1,0 +1,1 @@
+//! Placeholder library target of the unpublished workspace package.
