@@ -576,8 +576,8 @@ impl Arena {
     /// let arena = arena_b::Arena::new();
     /// let outer = arena.alloc(1u64);
     /// let sum = arena.scope(|scope| {
-    ///     let temp = scope.alloc_slice_fill_iter(0..100u64);
-    ///     temp.iter().sum::<u64>()
+    ///     let temp = scope.alloc_slice_fill_iter(0..100u32);
+    ///     temp.iter().sum::<u32>()
     /// });
     /// assert_eq!(sum, 4950);
     /// assert_eq!(*outer, 1);

@@ -28,7 +28,7 @@ pub enum AllocErrorKind {
 /// use arena_b::{Arena, AllocErrorKind};
 ///
 /// let arena = Arena::builder().chunk_size(1024).allocation_limit(1024).build();
-/// let err = arena.try_alloc_slice_fill_iter(0..10_000u64).unwrap_err();
+/// let err = arena.try_alloc_slice_fill_iter(0..10_000u32).unwrap_err();
 /// assert_eq!(err.kind(), AllocErrorKind::LimitExceeded);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -16,8 +16,8 @@
 //! // Temporary work, freed (and destructors run) when the closure returns,
 //! // even by a panic:
 //! let total = arena.scope(|scope| {
-//!     let scratch = scope.alloc_slice_fill_iter(0..100u64);
-//!     scratch.iter().sum::<u64>()
+//!     let scratch = scope.alloc_slice_fill_iter(0..100u32);
+//!     scratch.iter().sum::<u32>()
 //! });
 //! assert_eq!(total, 4950);
 //!
