@@ -4,7 +4,7 @@
 //! Chunks live in a `Vec` ordered by use: chunks `0..current` are full (their
 //! `used` is recorded when the cursor left them), chunk `current` holds the
 //! cursor, and chunks after it are empty, kept for reuse. A *position*
-//! (`Pos`) is a chunk index and an offset into it; positions only grow as
+//! (`Pos`) is a chunk index and an address in it; positions only grow as
 //! memory is handed out, and every operation that frees memory moves back
 //! to an earlier position.
 //!
@@ -34,44 +34,106 @@ use crate::scope::Scope;
 use crate::stats::{report, ArenaStats, ChunkUsage, DiagnosticEvent};
 use crate::typed::{self, Bump};
 
-/// A place in the arena: chunk index and byte offset into that chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A place in the arena: chunk index and the cursor address in that chunk
+/// (null stands for the start of chunk 0, before it exists). Ordered by
+/// chunk, then address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Pos {
     pub(crate) chunk: usize,
-    pub(crate) offset: usize,
+    pub(crate) ptr: *mut u8,
 }
 
 impl Pos {
     pub(crate) const ZERO: Pos = Pos {
         chunk: 0,
-        offset: 0,
+        ptr: core::ptr::null_mut(),
     };
 }
 
+impl PartialOrd for Pos {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pos {
+    #[inline]
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        (self.chunk, self.ptr.addr()).cmp(&(other.chunk, other.ptr.addr()))
+    }
+}
+
 /// Rewinds since the oldest live checkpoint, increasing in time and position.
-#[derive(Debug, Default)]
+///
+/// The newest event (`top`) lives in `Cell`s so that the common loop
+/// (checkpoint, allocate, rewind to the same place) never touches the `Vec`.
+/// Before any rewind `top` is a virtual event at time 0 and position zero,
+/// which invalidates nothing.
+#[derive(Debug)]
 struct RewindHistory {
-    events: Vec<(u64, Pos)>,
+    top_time: Cell<u64>,
+    top_pos: Cell<Pos>,
+    /// Older events, all with positions below `top_pos`.
+    older: RefCell<Vec<(u64, Pos)>>,
 }
 
 impl RewindHistory {
-    /// Is a checkpoint taken at `time` at position `pos` still valid?
-    fn is_valid(&self, time: u64, pos: Pos) -> bool {
-        // The first event after `time` has the lowest position of all events
-        // after `time` (positions increase along the stack).
-        let first_after = self.events.partition_point(|&(t, _)| t <= time);
-        match self.events.get(first_after) {
-            Some(&(_, lowest)) => lowest >= pos,
-            None => true,
+    fn new() -> Self {
+        RewindHistory {
+            top_time: Cell::new(0),
+            top_pos: Cell::new(Pos::ZERO),
+            older: RefCell::new(Vec::new()),
         }
     }
 
-    fn record(&mut self, time: u64, pos: Pos) {
-        while self.events.last().is_some_and(|&(_, p)| p >= pos) {
-            self.events.pop();
-        }
-        self.events.push((time, pos));
+    /// Is a checkpoint taken at epoch `time` at position `pos` still valid?
+    /// It is unless a rewind stamped with a later epoch went below `pos`.
+    fn is_valid(&self, time: u64, pos: Pos) -> bool {
+        // The first event after `time` has the lowest position of all events
+        // after `time` (positions increase along the stack).
+        let older = self.older.borrow();
+        let first_after = older.partition_point(|&(t, _)| t <= time);
+        let lowest = match older.get(first_after) {
+            Some(&(_, p)) => p,
+            None if self.top_time.get() > time => self.top_pos.get(),
+            None => return true,
+        };
+        lowest >= pos
     }
+
+    #[inline]
+    fn record(&self, time: u64, pos: Pos) {
+        if pos != self.top_pos.get() {
+            self.record_slow(pos);
+            self.top_pos.set(pos);
+        }
+        self.top_time.set(time);
+    }
+
+    /// Makes room for a new top at `pos`: keeps the old top below it, or
+    /// drops every event at or above it.
+    #[cold]
+    fn record_slow(&self, pos: Pos) {
+        let mut older = self.older.borrow_mut();
+        let top = (self.top_time.get(), self.top_pos.get());
+        if top.1 < pos {
+            older.push(top);
+        } else {
+            while older.last().is_some_and(|&(_, p)| p >= pos) {
+                older.pop();
+            }
+        }
+    }
+}
+
+/// How big a new chunk is.
+#[derive(Clone, Copy)]
+enum Growth {
+    /// Double the arena's capacity, within `chunk_size..=max_chunk_size`
+    /// (and at least the request).
+    Policy,
+    /// Exactly the request (rounded to the chunk alignment): `reserve_size`.
+    Exact,
 }
 
 static NEXT_ARENA_ID: AtomicU64 = AtomicU64::new(1);
@@ -85,7 +147,7 @@ static NEXT_ARENA_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Clone, Copy)]
 pub struct Checkpoint {
     arena: u64,
-    time: u64,
+    epoch: u64,
     pos: Pos,
     drops: DropMark,
 }
@@ -102,7 +164,6 @@ impl fmt::Debug for Checkpoint {
         f.debug_struct("Checkpoint")
             .field("arena", &self.arena)
             .field("chunk", &self.pos.chunk)
-            .field("offset", &self.pos.offset)
             .finish_non_exhaustive()
     }
 }
@@ -130,7 +191,7 @@ struct Counters {
 /// use arena_b::Arena;
 ///
 /// let arena = Arena::new();
-/// let numbers: Vec<&u32> = (0..1000).map(|i| arena.alloc(i)).collect();
+/// let numbers: Vec<&u32> = (0..1000).map(|i| &*arena.alloc(i)).collect();
 /// assert_eq!(*numbers[999], 999);
 /// let name = arena.alloc_str("hello world");
 /// name.make_ascii_uppercase();
@@ -158,9 +219,11 @@ pub struct Arena {
     /// Bytes used in chunks `0..current`.
     used_before: Cell<usize>,
     chunks: RefCell<Vec<RawChunk>>,
-    history: RefCell<RewindHistory>,
-    /// Logical clock: ticks on every checkpoint and rewind.
-    clock: Cell<u64>,
+    history: RewindHistory,
+    /// Ticks whenever a checkpoint taken before may have become invalid: on
+    /// every rewind and reset, and when a scope takes memory. A checkpoint
+    /// whose epoch is current is valid without further checks.
+    epoch: Cell<u64>,
     /// Number of scopes open on this arena, and the highest position any of
     /// them holds memory up to: rewinding below it would free scope memory.
     open_scopes: Cell<usize>,
@@ -237,8 +300,8 @@ impl Arena {
             current: Cell::new(0),
             used_before: Cell::new(0),
             chunks: RefCell::new(Vec::new()),
-            history: RefCell::new(RewindHistory::default()),
-            clock: Cell::new(0),
+            history: RewindHistory::new(),
+            epoch: Cell::new(0),
             open_scopes: Cell::new(0),
             scope_high: Cell::new(Pos::ZERO),
             id: NEXT_ARENA_ID.fetch_add(1, Ordering::Relaxed),
@@ -247,7 +310,8 @@ impl Arena {
             _not_sync: PhantomData,
         };
         if reserve > 0 {
-            arena.try_reserve_additional(reserve)?;
+            let layout = Layout::from_size_align(reserve, 1).map_err(|_| AllocError::overflow())?;
+            arena.grow(layout, Growth::Exact)?;
         }
         Ok(arena)
     }
@@ -513,11 +577,9 @@ impl Arena {
     /// ```
     #[inline]
     pub fn checkpoint(&self) -> Checkpoint {
-        let time = self.clock.get() + 1;
-        self.clock.set(time);
         Checkpoint {
             arena: self.id,
-            time,
+            epoch: self.epoch.get(),
             pos: self.pos(),
             drops: self.drops.mark(),
         }
@@ -539,30 +601,54 @@ impl Arena {
     /// scope exit or reset went back past it (it would point at freed
     /// state), or if a scope that is still open holds memory after it.
     /// These are checked, never undefined behaviour.
+    #[inline(always)]
     #[track_caller]
     pub unsafe fn rewind_to_checkpoint(&self, checkpoint: Checkpoint) {
+        if checkpoint.arena != self.id
+            || (checkpoint.epoch != self.epoch.get()
+                && !self.still_valid(checkpoint.epoch, checkpoint.pos))
+        {
+            self.refuse_checkpoint(checkpoint.arena, checkpoint.epoch, checkpoint.pos);
+        }
+        #[cfg(feature = "stats")]
+        self.note_peak();
+        if self.drops.mark() != checkpoint.drops {
+            // SAFETY: the checkpoint is valid, so its drop mark is still
+            // linked (only rewinds below its position unlink it); the caller
+            // promises the values after it are no longer used.
+            unsafe { self.drops.run_until(checkpoint.drops) };
+        }
+        self.move_to(checkpoint.pos);
+        self.record_rewind(checkpoint.pos);
+        #[cfg(feature = "stats")]
+        self.counters.rewinds.set(self.counters.rewinds.get() + 1);
+    }
+
+    /// The precise check, for a checkpoint older than the current epoch.
+    #[cold]
+    #[inline(never)]
+    fn still_valid(&self, epoch: u64, pos: Pos) -> bool {
+        self.history.is_valid(epoch, pos)
+            && (self.open_scopes.get() == 0 || pos >= self.scope_high.get())
+    }
+
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn refuse_checkpoint(&self, arena: u64, epoch: u64, pos: Pos) -> ! {
         assert!(
-            checkpoint.arena == self.id,
+            arena == self.id,
             "arena-b: rewind_to_checkpoint was given a checkpoint of another arena"
         );
         assert!(
-            self.history.borrow().is_valid(checkpoint.time, checkpoint.pos),
+            self.history.is_valid(epoch, pos),
             "arena-b: this checkpoint is stale: an earlier rewind, scope exit or reset went back \
              past it; take a new checkpoint after rewinding"
         );
-        assert!(
-            self.open_scopes.get() == 0 || checkpoint.pos >= self.scope_high.get(),
+        panic!(
             "arena-b: cannot rewind to a checkpoint taken before a scope that is still open \
              holds memory; rewind after the scope returns"
-        );
-        self.note_peak();
-        // SAFETY: the checkpoint is valid, so its drop mark is still linked
-        // (only rewinds below its position unlink it); the caller promises
-        // the values after it are no longer used.
-        unsafe { self.drops.run_until(checkpoint.drops) };
-        self.move_to(checkpoint.pos);
-        self.record_rewind(checkpoint.pos);
-        self.counters.rewinds.set(self.counters.rewinds.get() + 1);
+        )
     }
 
     /// Runs `f` with a [`Scope`]: everything allocated through the scope is
@@ -683,7 +769,7 @@ impl Arena {
             return Ok(());
         }
         let layout = Layout::from_size_align(bytes, 1).map_err(|_| AllocError::overflow())?;
-        self.grow(layout)
+        self.grow(layout, Growth::Policy)
     }
 
     // ----- telemetry ---------------------------------------------------------
@@ -726,6 +812,9 @@ impl Arena {
         let chunks = self.chunks.borrow();
         let current = self.current.get();
         let here = self.pos();
+        if here.ptr.is_null() {
+            return chunks.iter().map(|c| ChunkUsage { capacity: c.capacity(), used: 0 }).collect();
+        }
         chunks
             .iter()
             .enumerate()
@@ -733,7 +822,7 @@ impl Arena {
                 capacity: c.capacity(),
                 used: match i.cmp(&current) {
                     core::cmp::Ordering::Less => c.used,
-                    core::cmp::Ordering::Equal => here.offset,
+                    core::cmp::Ordering::Equal => here.ptr.addr() - c.start().addr(),
                     core::cmp::Ordering::Greater => 0,
                 },
             })
@@ -769,6 +858,7 @@ impl Arena {
 
     // ----- internals ---------------------------------------------------------
 
+    #[inline]
     fn note_peak(&self) {
         let now = self.bytes_allocated();
         if now > self.counters.peak.get() {
@@ -777,15 +867,11 @@ impl Arena {
     }
 
     /// The current position.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pos(&self) -> Pos {
-        let start = self.chunk_start.get();
-        if start.is_null() {
-            return Pos::ZERO;
-        }
         Pos {
             chunk: self.current.get(),
-            offset: self.cursor.ptr().addr() - start.addr(),
+            ptr: self.cursor.ptr(),
         }
     }
 
@@ -799,36 +885,47 @@ impl Arena {
     }
 
     /// Moves the cursor back to `pos`, an earlier position.
+    #[inline]
     pub(crate) fn move_to(&self, pos: Pos) {
         debug_assert!(pos <= self.pos());
+        if pos.chunk == self.current.get() && !pos.ptr.is_null() {
+            // SAFETY: `pos` is at or before the cursor in the current chunk, so
+            // `[pos.ptr, end)` is inside the chunk and holds nothing anyone may
+            // still use (the callers free it first).
+            unsafe { self.cursor.set_ptr(pos.ptr) };
+        } else {
+            self.move_to_chunk(pos);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn move_to_chunk(&self, pos: Pos) {
         let chunks = self.chunks.borrow();
         let Some(chunk) = chunks.get(pos.chunk) else {
             debug_assert_eq!(pos, Pos::ZERO);
             return;
         };
-        if pos.chunk != self.current.get() {
-            self.note_peak();
-            self.used_before
-                .set(chunks[..pos.chunk].iter().map(|c| c.used).sum());
-            self.current.set(pos.chunk);
-            self.chunk_start.set(chunk.start());
-        }
-        debug_assert!(pos.offset <= chunk.capacity());
-        // SAFETY: `pos` is at or before the current position, so
-        // `[start + offset, end)` of this chunk holds nothing anyone may still
-        // use (the callers free it first), and the chunk is owned by the arena.
-        unsafe {
-            self.cursor
-                .set(chunk.start().add(pos.offset), chunk.end());
-        }
+        self.note_peak();
+        self.used_before
+            .set(chunks[..pos.chunk].iter().map(|c| c.used).sum());
+        self.current.set(pos.chunk);
+        self.chunk_start.set(chunk.start());
+        let ptr = if pos.ptr.is_null() { chunk.start() } else { pos.ptr };
+        debug_assert!(chunk.start() <= ptr && ptr <= chunk.end());
+        // SAFETY: `ptr` is in this chunk (or its start), at or before the
+        // position being left, so `[ptr, end)` holds nothing anyone may still
+        // use (the callers free it first); the chunk is owned by the arena.
+        unsafe { self.cursor.set(ptr, chunk.end()) };
     }
 
     /// Records that memory after `pos` was freed (invalidates checkpoints
     /// past it).
+    #[inline]
     pub(crate) fn record_rewind(&self, pos: Pos) {
-        let time = self.clock.get() + 1;
-        self.clock.set(time);
-        self.history.borrow_mut().record(time, pos);
+        let epoch = self.epoch.get() + 1;
+        self.epoch.set(epoch);
+        self.history.record(epoch, pos);
     }
 
     /// A scope opens: it holds memory up to `held`.
@@ -837,8 +934,10 @@ impl Arena {
         self.scope_holds(held);
     }
 
-    /// An open scope holds memory up to `held`.
+    /// An open scope holds memory up to `held`. Checkpoints taken before
+    /// now need the precise check from here on.
     pub(crate) fn scope_holds(&self, held: Pos) {
+        self.epoch.set(self.epoch.get() + 1);
         if held > self.scope_high.get() {
             self.scope_high.set(held);
         }
@@ -874,7 +973,7 @@ impl Arena {
         if self.chunk_start.get().is_null()
             || padding + layout.size() > self.cursor.remaining()
         {
-            self.grow(layout)?;
+            self.grow(layout, Growth::Policy)?;
         }
         Ok(self.cursor.take_all())
     }
@@ -883,7 +982,7 @@ impl Arena {
     /// one after the current chunk if any fits, else a new one.
     #[cold]
     #[inline(never)]
-    fn grow(&self, layout: Layout) -> Result<(), AllocError> {
+    fn grow(&self, layout: Layout, growth: Growth) -> Result<(), AllocError> {
         let mut chunks = self.chunks.borrow_mut();
         let has_current = !self.chunk_start.get().is_null();
         let next = if has_current { self.current.get() + 1 } else { 0 };
@@ -891,7 +990,7 @@ impl Arena {
         match chunks[next..].iter().position(|c| c.fits(layout)) {
             Some(i) => chunks.swap(next, next + i),
             None => {
-                let chunk = self.new_chunk(layout)?;
+                let chunk = self.new_chunk(layout, growth)?;
                 let total = self.counters.capacity.get() + chunk.capacity();
                 self.counters.capacity.set(total);
                 event = Some(DiagnosticEvent::ChunkAllocated {
@@ -928,10 +1027,13 @@ impl Arena {
 
     /// Allocates a chunk for `layout` following the growth policy and the
     /// allocation limit.
-    fn new_chunk(&self, layout: Layout) -> Result<RawChunk, AllocError> {
+    fn new_chunk(&self, layout: Layout, growth: Growth) -> Result<RawChunk, AllocError> {
         let needed = layout.size();
         let total = self.counters.capacity.get();
-        let grown = total.clamp(self.config.chunk_size, self.config.max_chunk_size);
+        let grown = match growth {
+            Growth::Policy => total.clamp(self.config.chunk_size, self.config.max_chunk_size),
+            Growth::Exact => needed,
+        };
         let round = |n: usize| n.checked_add(CHUNK_ALIGN - 1).map(|n| n & !(CHUNK_ALIGN - 1));
         let mut capacity = round(needed.max(grown)).ok_or_else(AllocError::overflow)?;
         if let Some(limit) = self.config.allocation_limit {
@@ -977,7 +1079,7 @@ impl Bump for Arena {
     #[cold]
     #[inline(never)]
     fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        self.grow(layout)?;
+        self.grow(layout, Growth::Policy)?;
         Ok(self
             .cursor
             .bump(layout)

@@ -13,6 +13,11 @@ use core::ptr::NonNull;
 /// chunk aligned to theirs, so a fresh chunk never needs padding.
 pub(crate) const CHUNK_ALIGN: usize = 16;
 
+/// Largest size the cursor's fast path handles. Chunks never end within
+/// `2 * FAST_SIZE` of `usize::MAX` (see [`RawChunk::allocate`]), so the
+/// fast path's `ptr + size + align - 1` cannot overflow.
+pub(crate) const FAST_SIZE: usize = 1 << 16;
+
 /// One block of memory owned by an arena.
 #[derive(Debug)]
 pub(crate) struct RawChunk {
@@ -30,11 +35,17 @@ impl RawChunk {
         let layout = Layout::from_size_align(capacity, align.max(CHUNK_ALIGN)).ok()?;
         // SAFETY: `layout` has a non-zero size (`capacity > 0`).
         let ptr = unsafe { std::alloc::alloc(layout) };
-        Some(RawChunk {
+        let chunk = RawChunk {
             ptr: NonNull::new(ptr)?,
             layout,
             used: 0,
-        })
+        };
+        // Never happens on real systems (the top of the address space is the
+        // kernel's), but the cursor's overflow argument relies on it.
+        if chunk.end().addr() > usize::MAX - 2 * FAST_SIZE {
+            return None;
+        }
+        Some(chunk)
     }
 
     /// First byte of the chunk.

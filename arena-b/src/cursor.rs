@@ -10,6 +10,8 @@ use core::alloc::Layout;
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
 
+use crate::chunk::FAST_SIZE;
+
 /// A free window `[ptr, end)` inside one chunk (or the empty window
 /// `[null, null)` before the first chunk exists).
 ///
@@ -87,17 +89,37 @@ impl Cursor {
     #[inline(always)]
     pub(crate) fn bump(&self, layout: Layout) -> Option<NonNull<u8>> {
         debug_assert!(layout.size() != 0);
+        let size = layout.size();
+        let align = layout.align();
         let ptr = self.ptr.get();
+        let end = self.end.get().addr();
+        if size % align == 0 && size <= FAST_SIZE {
+            // The fast form, for every Rust type (its size is a multiple of
+            // its alignment): align the *end* of the block up. Then the start,
+            // `new_end - size`, is aligned too, and the loop-carried work is
+            // one add and one mask. No overflow: `ptr <= end` and chunk ends
+            // stay `2 * FAST_SIZE` below `usize::MAX` (`RawChunk`).
+            let new_end = (ptr.addr() + (size + align - 1)) & !(align - 1);
+            if new_end <= end {
+                // SAFETY: `ptr <= new_end - size` (rounding up only adds) and
+                // `new_end <= end`; `size > 0` makes the window non-empty,
+                // hence inside one chunk, so both pointers stay in `[ptr, end]`.
+                unsafe {
+                    self.ptr.set(ptr.add(new_end - ptr.addr()));
+                    return Some(NonNull::new_unchecked(ptr.add(new_end - size - ptr.addr())));
+                }
+            }
+            return None;
+        }
+        // The general form: explicit padding, overflow-free for any layout.
         let start = ptr.addr();
-        // Bytes needed to align `start` up; always `< align`.
-        let padding = start.wrapping_neg() & (layout.align() - 1);
+        let padding = start.wrapping_neg() & (align - 1);
         // No overflow: `Layout` guarantees `size <= isize::MAX - (align - 1)`.
-        let needed = padding + layout.size();
-        if needed <= self.end.get().addr() - start {
-            // SAFETY: `needed <= end - ptr` and `needed > 0` (non-zero size),
-            // so the window is non-empty, hence non-null and inside a chunk,
-            // and both `ptr + padding` and `ptr + needed` stay within
-            // `[ptr, end]` of that chunk.
+        let needed = padding + size;
+        if needed <= end - start {
+            // SAFETY: `needed <= end - ptr` and `needed > 0`, so the window is
+            // non-empty (hence inside one chunk) and `ptr + padding`,
+            // `ptr + needed` stay within `[ptr, end]`.
             unsafe {
                 self.ptr.set(ptr.add(needed));
                 Some(NonNull::new_unchecked(ptr.add(padding)))

@@ -8,7 +8,7 @@
 //! use arena_b::Arena;
 //!
 //! let arena = Arena::new();
-//! let numbers: Vec<&u32> = (0..1000).map(|i| arena.alloc(i)).collect();
+//! let numbers: Vec<&u32> = (0..1000).map(|i| &*arena.alloc(i)).collect();
 //! let greeting = arena.alloc_str("hello world");
 //! assert_eq!(*numbers[10], 10);
 //! assert_eq!(greeting, "hello world");

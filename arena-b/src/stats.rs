@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 /// A snapshot of an arena's counters, from [`Arena::stats`](crate::Arena::stats).
 ///
-/// Everything here is kept off the allocation fast path except
-/// `allocations`, which is only counted with the `stats` feature (it is
-/// `None` without it).
+/// Everything here is kept off the allocation fast path. What would cost on
+/// a hot path is only counted with the `stats` feature: `allocations` (it
+/// is `None` without it), and the rewind count and peak sampling of
+/// `rewind_to_checkpoint`.
 ///
 /// ```
 /// let arena = arena_b::Arena::new();
@@ -26,11 +27,12 @@ pub struct ArenaStats {
     pub capacity: usize,
     /// Number of chunks the arena owns.
     pub chunks: usize,
-    /// The largest `bytes_allocated` seen, sampled whenever memory is freed
-    /// or a chunk is entered, and at this call.
+    /// The largest `bytes_allocated` seen, sampled when a chunk is entered
+    /// or left, at scope exits, resets and this call, and (feature `stats`)
+    /// at every `rewind_to_checkpoint`.
     pub peak_bytes: usize,
-    /// Calls of `rewind_to_checkpoint` and scope exits that gave memory
-    /// back.
+    /// Scope exits that gave memory back, plus (feature `stats`) calls of
+    /// `rewind_to_checkpoint`: counting those costs on a hot path.
     pub rewinds: u64,
     /// Calls of `reset` and `reset_and_shrink`.
     pub resets: u64,
