@@ -619,7 +619,7 @@ impl Arena {
             unsafe { self.drops.run_until(checkpoint.drops) };
         }
         self.move_to(checkpoint.pos);
-        self.record_rewind(checkpoint.pos);
+        self.record_rewind(self.pos());
         #[cfg(feature = "stats")]
         self.counters.rewinds.set(self.counters.rewinds.get() + 1);
     }
@@ -691,7 +691,7 @@ impl Arena {
         // null is the bottom of the list.
         unsafe { self.drops.run_until(core::ptr::null_mut()) };
         self.move_to(Pos::ZERO);
-        self.record_rewind(Pos::ZERO);
+        self.record_rewind(self.pos());
         self.counters.resets.set(self.counters.resets.get() + 1);
     }
 

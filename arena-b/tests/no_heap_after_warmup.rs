@@ -1,0 +1,108 @@
+//! "No heap allocation after warm-up", proven with a counting global
+//! allocator: checkpoint loops, scope loops and reset loops stop calling
+//! the system allocator once their chunks exist, and memory stays constant.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use arena_b::Arena;
+
+struct Counting;
+
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+// SAFETY: forwards every call to `System` unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            CALLS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            CALLS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            CALLS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Iterations: millions natively, a few hundred under Miri.
+fn iterations() -> usize {
+    if cfg!(miri) {
+        300
+    } else {
+        2_000_000
+    }
+}
+
+/// Runs `body` once to warm up, then `iterations()` times while counting
+/// system allocator calls. The tests in this file run one at a time (one
+/// test function), so no other thread allocates meanwhile.
+fn system_calls_after_warmup(mut body: impl FnMut(usize)) -> usize {
+    body(0);
+    CALLS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    for i in 1..=iterations() {
+        body(i);
+    }
+    COUNTING.store(false, Ordering::SeqCst);
+    CALLS.load(Ordering::SeqCst)
+}
+
+#[test]
+fn steady_state_loops_never_touch_the_system_allocator() {
+    // Checkpoint + allocations (spanning several chunks) + rewind.
+    let arena = Arena::builder().chunk_size(1024).build();
+    let calls = system_calls_after_warmup(|i| {
+        let cp = arena.checkpoint();
+        for k in 0..64u64 {
+            arena.alloc(k + i as u64);
+        }
+        arena.alloc_str("some scratch text");
+        arena.alloc_slice_fast(&[0u8; 700]);
+        // SAFETY: nothing allocated after `cp` is used again.
+        unsafe { arena.rewind_to_checkpoint(cp) };
+    });
+    assert_eq!(calls, 0, "checkpoint loop called the system allocator");
+    let capacity = arena.capacity();
+    assert!(capacity <= 8 * 1024, "capacity grew to {capacity}");
+    assert_eq!(arena.bytes_allocated(), 0);
+
+    // Nested scopes, with the arena's own value kept across them.
+    let arena = Arena::builder().chunk_size(1024).build();
+    let kept = arena.alloc(7u64);
+    let calls = system_calls_after_warmup(|i| {
+        arena.scope(|s| {
+            s.alloc_slice_fill_iter((0..300u32).map(|k| k ^ i as u32));
+            s.scope(|inner| {
+                inner.alloc([1u8; 2000]);
+            });
+        });
+    });
+    assert_eq!(calls, 0, "scope loop called the system allocator");
+    assert_eq!(*kept, 7);
+
+    // Reset loop.
+    let mut arena = Arena::builder().chunk_size(4096).build();
+    let calls = system_calls_after_warmup(|i| {
+        for k in 0..100u64 {
+            arena.alloc(k * i as u64);
+        }
+        arena.reset();
+    });
+    assert_eq!(calls, 0, "reset loop called the system allocator");
+}
