@@ -101,7 +101,11 @@ unsafe impl Allocator for &Arena {
             // SAFETY: `ptr` is valid for `old_layout.size() >= new size` bytes;
             // `new` is a fresh, disjoint block.
             unsafe {
-                ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr().cast::<u8>(), new_layout.size());
+                ptr::copy_nonoverlapping(
+                    ptr.as_ptr(),
+                    new.as_ptr().cast::<u8>(),
+                    new_layout.size(),
+                );
                 self.deallocate(ptr, old_layout);
             }
             return Ok(new);

@@ -734,7 +734,9 @@ impl Arena {
             chunks.drain(keep_through + 1..).collect()
         };
         let bytes: usize = freed.iter().map(RawChunk::capacity).sum();
-        self.counters.capacity.set(self.counters.capacity.get() - bytes);
+        self.counters
+            .capacity
+            .set(self.counters.capacity.get() - bytes);
         let count = freed.len();
         drop(freed);
         report(
@@ -813,7 +815,13 @@ impl Arena {
         let current = self.current.get();
         let here = self.pos();
         if here.ptr.is_null() {
-            return chunks.iter().map(|c| ChunkUsage { capacity: c.capacity(), used: 0 }).collect();
+            return chunks
+                .iter()
+                .map(|c| ChunkUsage {
+                    capacity: c.capacity(),
+                    used: 0,
+                })
+                .collect();
         }
         chunks
             .iter()
@@ -911,7 +919,11 @@ impl Arena {
             .set(chunks[..pos.chunk].iter().map(|c| c.used).sum());
         self.current.set(pos.chunk);
         self.chunk_start.set(chunk.start());
-        let ptr = if pos.ptr.is_null() { chunk.start() } else { pos.ptr };
+        let ptr = if pos.ptr.is_null() {
+            chunk.start()
+        } else {
+            pos.ptr
+        };
         debug_assert!(chunk.start() <= ptr && ptr <= chunk.end());
         // SAFETY: `ptr` is in this chunk (or its start), at or before the
         // position being left, so `[ptr, end)` holds nothing anyone may still
@@ -970,9 +982,7 @@ impl Arena {
     pub(crate) fn take_block(&self, layout: Layout) -> Result<(*mut u8, *mut u8), AllocError> {
         let start = self.cursor.ptr().addr();
         let padding = start.wrapping_neg() & (layout.align() - 1);
-        if self.chunk_start.get().is_null()
-            || padding + layout.size() > self.cursor.remaining()
-        {
+        if self.chunk_start.get().is_null() || padding + layout.size() > self.cursor.remaining() {
             self.grow(layout, Growth::Policy)?;
         }
         Ok(self.cursor.take_all())
@@ -985,7 +995,11 @@ impl Arena {
     fn grow(&self, layout: Layout, growth: Growth) -> Result<(), AllocError> {
         let mut chunks = self.chunks.borrow_mut();
         let has_current = !self.chunk_start.get().is_null();
-        let next = if has_current { self.current.get() + 1 } else { 0 };
+        let next = if has_current {
+            self.current.get() + 1
+        } else {
+            0
+        };
         let mut event = None;
         match chunks[next..].iter().position(|c| c.fits(layout)) {
             Some(i) => chunks.swap(next, next + i),
@@ -1034,7 +1048,10 @@ impl Arena {
             Growth::Policy => total.clamp(self.config.chunk_size, self.config.max_chunk_size),
             Growth::Exact => needed,
         };
-        let round = |n: usize| n.checked_add(CHUNK_ALIGN - 1).map(|n| n & !(CHUNK_ALIGN - 1));
+        let round = |n: usize| {
+            n.checked_add(CHUNK_ALIGN - 1)
+                .map(|n| n & !(CHUNK_ALIGN - 1))
+        };
         let mut capacity = round(needed.max(grown)).ok_or_else(AllocError::overflow)?;
         if let Some(limit) = self.config.allocation_limit {
             let room = limit.saturating_sub(total);

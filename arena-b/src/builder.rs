@@ -215,8 +215,12 @@ impl ArenaBuilder {
             allocation_limit: self.allocation_limit,
             sink: self.sink,
         };
-        Arena::from_config(config, self.reserve_size)
-            .map_err(|e| BuildError::new(format!("could not reserve {} bytes: {e}", self.reserve_size)))
+        Arena::from_config(config, self.reserve_size).map_err(|e| {
+            BuildError::new(format!(
+                "could not reserve {} bytes: {e}",
+                self.reserve_size
+            ))
+        })
     }
 
     /// Builds the arena, panicking with the [`BuildError`] message on an

@@ -44,6 +44,9 @@
 //! are declared and arrive with the next release (see the README).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+// Handing out `&mut T` from `&self` is what an arena is for: every block is
+// fresh memory that nobody else can reach.
+#![allow(clippy::mut_from_ref)]
 
 mod alloc_api;
 mod arena;
@@ -55,6 +58,11 @@ mod error;
 mod scope;
 mod stats;
 mod typed;
+
+/// The README's Rust code blocks, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 pub use allocator_api2;
 pub use arena::{Arena, Checkpoint};

@@ -116,6 +116,10 @@ pub(crate) struct SinkDebug<'a>(pub(crate) &'a Option<Sink>);
 
 impl fmt::Debug for SinkDebug<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() { "Some(<fn>)" } else { "None" })
+        f.write_str(if self.0.is_some() {
+            "Some(<fn>)"
+        } else {
+            "None"
+        })
     }
 }

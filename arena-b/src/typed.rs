@@ -155,7 +155,10 @@ pub(crate) fn try_alloc_slice_from_iter<B: Bump, T: 'static, I: Iterator<Item = 
         unsafe { fill.push(item) };
     }
     let written = fill.len();
-    assert_eq!(written, len, "arena-b: ExactSizeIterator::len() reported {len} items but the iterator yielded {written}");
+    assert_eq!(
+        written, len,
+        "arena-b: ExactSizeIterator::len() reported {len} items but the iterator yielded {written}"
+    );
     // SAFETY: all `len` elements are initialized and exclusively ours.
     Ok(unsafe { core::slice::from_raw_parts_mut(fill.first().as_ptr(), len) })
 }

@@ -55,7 +55,10 @@ fn allocations_do_not_overlap_and_keep_contents() {
         all.push(s);
     }
     for (i, s) in all.iter().enumerate() {
-        assert!(s.iter().all(|&b| b == i as u8), "allocation {i} was overwritten");
+        assert!(
+            s.iter().all(|&b| b == i as u8),
+            "allocation {i} was overwritten"
+        );
     }
     let mut ranges: Vec<(usize, usize)> = all
         .iter()
@@ -121,7 +124,10 @@ fn every_power_of_two_alignment_up_to_4096() {
 
 #[test]
 fn allocation_larger_than_a_chunk_gets_its_own_chunk() {
-    let arena = Arena::builder().chunk_size(1024).max_chunk_size(4096).build();
+    let arena = Arena::builder()
+        .chunk_size(1024)
+        .max_chunk_size(4096)
+        .build();
     arena.alloc(1u8);
     let big = arena.alloc_slice_fill_iter(0..100_000u32);
     assert_eq!(big[99_999], 99_999);
@@ -144,9 +150,16 @@ fn size_overflow_is_an_error_not_ub() {
     let err = arena.try_reserve_additional(usize::MAX).unwrap_err();
     assert_eq!(err.kind(), AllocErrorKind::LayoutOverflow);
     // Too big for the system, but a valid layout: OutOfMemory, no abort.
+    // (Miri reports resource exhaustion instead of returning null.)
+    if cfg!(miri) {
+        return;
+    }
     let layout = Layout::from_size_align(isize::MAX as usize / 2, 8).unwrap();
     let err = arena.try_alloc_layout(layout).unwrap_err();
-    assert!(matches!(err.kind(), AllocErrorKind::OutOfMemory | AllocErrorKind::LayoutOverflow));
+    assert!(matches!(
+        err.kind(),
+        AllocErrorKind::OutOfMemory | AllocErrorKind::LayoutOverflow
+    ));
 }
 
 struct HugeIter(usize);
@@ -206,7 +219,9 @@ fn allocation_limit_makes_try_fail_and_plain_panic() {
     assert_eq!(err.kind(), AllocErrorKind::LimitExceeded);
     assert!(err.to_string().contains("allocation_limit"));
     let events = events.lock().unwrap();
-    assert!(events.iter().any(|e| matches!(e, DiagnosticEvent::ChunkAllocated { .. })));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, DiagnosticEvent::ChunkAllocated { .. })));
     assert!(events
         .iter()
         .any(|e| matches!(e, DiagnosticEvent::LimitReached { limit: 4096, .. })));
@@ -223,22 +238,40 @@ fn allocation_limit_makes_try_fail_and_plain_panic() {
 fn builder_rejects_invalid_settings_with_clear_errors() {
     let cases: Vec<(arena_b::ArenaBuilder, &str)> = vec![
         (Arena::builder().chunk_size(0), "chunk_size"),
-        (Arena::builder().chunk_size(4096).max_chunk_size(1024), "max_chunk_size"),
-        (Arena::builder().reserve_size(8192).allocation_limit(4096), "reserve_size"),
+        (
+            Arena::builder().chunk_size(4096).max_chunk_size(1024),
+            "max_chunk_size",
+        ),
+        (
+            Arena::builder().reserve_size(8192).allocation_limit(4096),
+            "reserve_size",
+        ),
         (Arena::builder().chunk_size(usize::MAX), "chunk_size"),
-        (Arena::builder().thread_safety(ThreadSafety::Shared), "SyncArena"),
+        (
+            Arena::builder().thread_safety(ThreadSafety::Shared),
+            "SyncArena",
+        ),
     ];
     for (builder, needle) in cases {
         let err = builder.try_build().unwrap_err();
-        assert!(err.to_string().contains(needle), "{err} should mention {needle}");
+        assert!(
+            err.to_string().contains(needle),
+            "{err} should mention {needle}"
+        );
     }
     let panic = std::panic::catch_unwind(|| Arena::builder().chunk_size(0).build()).unwrap_err();
-    assert!(panic.downcast_ref::<String>().unwrap().contains("chunk_size"));
+    assert!(panic
+        .downcast_ref::<String>()
+        .unwrap()
+        .contains("chunk_size"));
 }
 
 #[test]
 fn builder_settings_take_effect() {
-    let arena = Arena::builder().chunk_size(2048).max_chunk_size(8192).build();
+    let arena = Arena::builder()
+        .chunk_size(2048)
+        .max_chunk_size(8192)
+        .build();
     for i in 0..20_000u32 {
         arena.alloc(i);
     }
@@ -342,7 +375,11 @@ fn checkpoint_across_chunks() {
     for i in 0..1000u64 {
         arena.alloc(i);
     }
-    assert_eq!(arena.capacity(), before, "chunks are reused, not reallocated");
+    assert_eq!(
+        arena.capacity(),
+        before,
+        "chunks are reused, not reallocated"
+    );
 }
 
 struct Counted(Rc<RefCell<Vec<u32>>>, u32);
@@ -558,7 +595,8 @@ fn nested_scopes() {
 fn scope_with_nothing_else_allocated_reuses_everything() {
     let arena = Arena::builder().chunk_size(1024).build();
     arena.alloc(1u8);
-    for _ in 0..100 {
+    let rounds = if cfg!(miri) { 5 } else { 100 };
+    for _ in 0..rounds {
         arena.scope(|s| {
             s.alloc_slice_fill_iter(0..10_000u32);
         });
@@ -700,7 +738,10 @@ fn allocator_api2_vec_and_hashbrown_live_in_the_arena() {
     }
     assert_eq!(v.iter().sum::<u32>(), 499_500);
     let start = arena.chunk_usage()[0];
-    assert!(start.used >= 4000 && start.used < 8000, "grew in place: {start:?}");
+    assert!(
+        start.used >= 4000 && start.used < 8000,
+        "grew in place: {start:?}"
+    );
     drop(v);
     let mut map = hashbrown::HashMap::new_in(&arena);
     for i in 0..1000u32 {
@@ -713,12 +754,18 @@ fn allocator_api2_vec_and_hashbrown_live_in_the_arena() {
 fn allocator_grows_the_last_allocation_in_place() {
     use allocator_api2::alloc::Allocator;
     let arena = Arena::with_capacity(4096);
-    let a = (&arena).allocate(Layout::from_size_align(16, 8).unwrap()).unwrap();
+    let a = (&arena)
+        .allocate(Layout::from_size_align(16, 8).unwrap())
+        .unwrap();
     let a_ptr = a.cast::<u8>();
     // SAFETY: `a` came from this allocator with this layout.
     let b = unsafe {
         (&arena)
-            .grow(a_ptr, Layout::from_size_align(16, 8).unwrap(), Layout::from_size_align(64, 8).unwrap())
+            .grow(
+                a_ptr,
+                Layout::from_size_align(16, 8).unwrap(),
+                Layout::from_size_align(64, 8).unwrap(),
+            )
             .unwrap()
     };
     assert_eq!(b.cast::<u8>(), a_ptr, "grown in place");
@@ -757,7 +804,10 @@ fn reference_readme_snippet() {
     arena.alloc(1u64);
     // SAFETY: nothing after the checkpoint is used again.
     unsafe { arena.rewind_to_checkpoint(checkpoint) };
-    assert_eq!((*number, &*string, &*small, buf.len()), (42, "hello world", &[1u8, 2, 3][..], 256));
+    assert_eq!(
+        (*number, &*string, &*small, buf.len()),
+        (42, "hello world", &[1u8, 2, 3][..], 256)
+    );
     assert!(arena.bytes_allocated() > 0);
     let _ = format!("{:?}", arena.stats());
 }

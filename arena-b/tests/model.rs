@@ -8,15 +8,23 @@ use proptest::prelude::*;
 #[derive(Debug, Clone)]
 enum Op {
     /// Allocate `len` bytes aligned to `1 << align_shift`, filled with a tag.
-    Alloc { len: usize, align_shift: u8 },
-    Str { len: usize },
+    Alloc {
+        len: usize,
+        align_shift: u8,
+    },
+    Str {
+        len: usize,
+    },
     Boxed,
     Checkpoint,
     /// Rewind to the checkpoint at this index (mod the number taken).
     Rewind(usize),
     /// Run a scope that makes `n` allocations (and `arena_allocs` outer
     /// ones) then returns.
-    Scope { n: usize, arena_allocs: usize },
+    Scope {
+        n: usize,
+        arena_allocs: usize,
+    },
     Reset,
     Shrink,
     Reserve(usize),
@@ -63,7 +71,11 @@ fn check_live(live: &[Live]) {
     for l in live {
         // SAFETY: the model only keeps allocations that are still live.
         let bytes = unsafe { std::slice::from_raw_parts(l.ptr, l.len) };
-        assert!(bytes.iter().all(|&b| b == l.tag), "allocation {} lost its contents", l.seq);
+        assert!(
+            bytes.iter().all(|&b| b == l.tag),
+            "allocation {} lost its contents",
+            l.seq
+        );
     }
     let mut ranges: Vec<(usize, usize)> = live
         .iter()
@@ -85,7 +97,10 @@ fn run(ops: Vec<Op>, chunk_size: usize) {
     let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut boxed_live = 0usize;
 
-    struct Tracked(std::sync::Arc<std::sync::atomic::AtomicUsize>, #[allow(dead_code)] Vec<u8>);
+    struct Tracked(
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        #[allow(dead_code)] Vec<u8>,
+    );
     impl Drop for Tracked {
         fn drop(&mut self) {
             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -103,7 +118,12 @@ fn run(ops: Vec<Op>, chunk_size: usize) {
                 // SAFETY: `p` is valid for `len` bytes.
                 unsafe { p.as_ptr().write_bytes(tag, len) };
                 if len > 0 {
-                    live.push(Live { ptr: p.as_ptr(), len, tag, seq });
+                    live.push(Live {
+                        ptr: p.as_ptr(),
+                        len,
+                        tag,
+                        seq,
+                    });
                     seq += 1;
                 }
             }
@@ -112,7 +132,12 @@ fn run(ops: Vec<Op>, chunk_size: usize) {
                 let s: String = std::iter::repeat_n(tag as char, len).collect();
                 let a = arena.alloc_str(&s);
                 if len > 0 {
-                    live.push(Live { ptr: a.as_ptr(), len, tag, seq });
+                    live.push(Live {
+                        ptr: a.as_ptr(),
+                        len,
+                        tag,
+                        seq,
+                    });
                     seq += 1;
                 }
             }
@@ -122,7 +147,12 @@ fn run(ops: Vec<Op>, chunk_size: usize) {
                 boxed_seq.push(seq);
                 seq += 1;
             }
-            Op::Checkpoint => cps.push(Cp { cp: arena.checkpoint(), seq, valid: Some(true), above_start: !live.is_empty() }),
+            Op::Checkpoint => cps.push(Cp {
+                cp: arena.checkpoint(),
+                seq,
+                valid: Some(true),
+                above_start: !live.is_empty(),
+            }),
             Op::Rewind(i) => {
                 if cps.is_empty() {
                     continue;
@@ -167,11 +197,19 @@ fn run(ops: Vec<Op>, chunk_size: usize) {
                         if k < arena_allocs {
                             let t = ((seq + k) % 251) as u8;
                             let a = arena.alloc_slice_fast(&[t; 24]);
-                            outer.push(Live { ptr: a.as_ptr(), len: 24, tag: t, seq: seq + k });
+                            outer.push(Live {
+                                ptr: a.as_ptr(),
+                                len: 24,
+                                tag: t,
+                                seq: seq + k,
+                            });
                         }
                     }
                     for (slice, tag) in &inner {
-                        assert!(slice.iter().all(|b| b == tag), "scope allocation lost its contents");
+                        assert!(
+                            slice.iter().all(|b| b == tag),
+                            "scope allocation lost its contents"
+                        );
                     }
                     check_live(&live);
                 });
@@ -207,12 +245,21 @@ fn run(ops: Vec<Op>, chunk_size: usize) {
                 let chunks = arena.chunk_usage().len();
                 let p = arena.alloc_layout(std::alloc::Layout::from_size_align(n, 1).unwrap());
                 let _ = p;
-                assert_eq!(arena.chunk_usage().len(), chunks, "reserve_additional({n}) did not hold");
+                assert_eq!(
+                    arena.chunk_usage().len(),
+                    chunks,
+                    "reserve_additional({n}) did not hold"
+                );
                 assert!(chunks >= before);
                 if n > 0 {
                     // SAFETY: `p` is valid for `n` bytes.
                     unsafe { p.as_ptr().write_bytes(0x5A, n) };
-                    live.push(Live { ptr: p.as_ptr(), len: n, tag: 0x5A, seq });
+                    live.push(Live {
+                        ptr: p.as_ptr(),
+                        len: n,
+                        tag: 0x5A,
+                        seq,
+                    });
                     seq += 1;
                 }
             }
@@ -227,7 +274,10 @@ fn cases() -> u32 {
     if cfg!(miri) {
         return 4;
     }
-    std::env::var("ARENA_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+    std::env::var("ARENA_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
 }
 
 /// The model provokes refused (panicking) rewinds on purpose; keep their

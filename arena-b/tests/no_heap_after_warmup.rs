@@ -43,7 +43,7 @@ static GLOBAL: Counting = Counting;
 /// Iterations: millions natively, a few hundred under Miri.
 fn iterations() -> usize {
     if cfg!(miri) {
-        300
+        30
     } else {
         2_000_000
     }
