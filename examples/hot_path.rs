@@ -1,0 +1,91 @@
+//! The allocation hot paths as separate, non-inlined functions, for
+//! instruction counting with callgrind (`scripts/callgrind-hot-path`).
+//! Timings of paths this short drift with code layout and machine load;
+//! instruction counts do not.
+//!
+//! Run directly it just exercises each path once per workload.
+
+use std::hint::black_box;
+
+use arena_b::Arena;
+
+const MANY: u64 = 1024;
+
+#[inline(never)]
+fn arena_alloc_u64(arena: &Arena) {
+    let cp = arena.checkpoint();
+    black_box(arena.alloc(black_box(1u64)));
+    // SAFETY: nothing allocated after `cp` is used again.
+    unsafe { arena.rewind_to_checkpoint(cp) };
+}
+
+#[inline(never)]
+fn bumpalo_alloc_u64(bump: &mut bumpalo::Bump) {
+    black_box(bump.alloc(black_box(1u64)));
+    bump.reset();
+}
+
+#[inline(never)]
+fn bump_scope_alloc_u64(bump: &bump_scope::Bump) {
+    let cp = bump.checkpoint();
+    black_box(bump.alloc(black_box(1u64)).into_mut());
+    // SAFETY: nothing allocated after `cp` is used again.
+    unsafe { bump.reset_to(cp) };
+}
+
+#[inline(never)]
+fn arena_many_u64(arena: &Arena) {
+    let cp = arena.checkpoint();
+    for i in 0..MANY {
+        black_box(arena.alloc(black_box(i)));
+    }
+    // SAFETY: nothing allocated after `cp` is used again.
+    unsafe { arena.rewind_to_checkpoint(cp) };
+}
+
+#[inline(never)]
+fn bumpalo_many_u64(bump: &mut bumpalo::Bump) {
+    for i in 0..MANY {
+        black_box(bump.alloc(black_box(i)));
+    }
+    bump.reset();
+}
+
+#[inline(never)]
+fn bump_scope_many_u64(bump: &bump_scope::Bump) {
+    let cp = bump.checkpoint();
+    for i in 0..MANY {
+        black_box(bump.alloc(black_box(i)).into_mut());
+    }
+    // SAFETY: nothing allocated after `cp` is used again.
+    unsafe { bump.reset_to(cp) };
+}
+
+#[inline(never)]
+fn arena_scope_many_u64(arena: &Arena) {
+    arena.scope(|s| {
+        for i in 0..MANY {
+            black_box(s.alloc(black_box(i)));
+        }
+    });
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let arena = Arena::with_capacity(64 * 1024);
+    let mut bumpalo = bumpalo::Bump::with_capacity(64 * 1024);
+    let bump_scope: bump_scope::Bump = bump_scope::Bump::with_size(64 * 1024);
+    for _ in 0..rounds {
+        arena_alloc_u64(&arena);
+        bumpalo_alloc_u64(&mut bumpalo);
+        bump_scope_alloc_u64(&bump_scope);
+        arena_many_u64(&arena);
+        bumpalo_many_u64(&mut bumpalo);
+        bump_scope_many_u64(&bump_scope);
+        arena_scope_many_u64(&arena);
+    }
+    println!("ran {rounds} round(s) of each hot path");
+}
