@@ -24,7 +24,8 @@ use crate::typed;
 /// ```
 // SAFETY: blocks come from `try_alloc_layout`, which returns memory that no
 // one else is handed until it is deallocated here (only then is the cursor
-// moved back over it) or the arena is rewound or reset. Reset needs `&mut
+// moved back over it, and that move is recorded so no older checkpoint can
+// be mistaken for valid) or the arena is rewound or reset. Reset needs `&mut
 // Arena`, so it cannot happen while any `&Arena` (this allocator) exists;
 // rewinding is `unsafe` and its caller promises the blocks are dead.
 unsafe impl Allocator for &Arena {
@@ -37,8 +38,7 @@ unsafe impl Allocator for &Arena {
     #[inline]
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         if layout.size() != 0 {
-            self.main_cursor()
-                .resize_last(self.chunk_start(), ptr, layout.size(), 0);
+            self.resize_last(ptr, layout.size(), 0);
         }
     }
 
@@ -51,12 +51,7 @@ unsafe impl Allocator for &Arena {
         debug_assert!(new_layout.size() >= old_layout.size());
         if old_layout.size() != 0
             && ptr.as_ptr().addr() % new_layout.align() == 0
-            && self.main_cursor().resize_last(
-                self.chunk_start(),
-                ptr,
-                old_layout.size(),
-                new_layout.size(),
-            )
+            && self.resize_last(ptr, old_layout.size(), new_layout.size())
         {
             return Ok(NonNull::slice_from_raw_parts(ptr, new_layout.size()));
         }
@@ -111,12 +106,7 @@ unsafe impl Allocator for &Arena {
             return Ok(new);
         }
         if old_layout.size() != 0 {
-            self.main_cursor().resize_last(
-                self.chunk_start(),
-                ptr,
-                old_layout.size(),
-                new_layout.size(),
-            );
+            self.resize_last(ptr, old_layout.size(), new_layout.size());
         }
         Ok(NonNull::slice_from_raw_parts(ptr, new_layout.size()))
     }

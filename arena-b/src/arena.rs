@@ -5,8 +5,9 @@
 //! `used` is recorded when the cursor left them), chunk `current` holds the
 //! cursor, and chunks after it are empty, kept for reuse. A *position*
 //! (`Pos`) is a chunk index and an address in it; positions only grow as
-//! memory is handed out, and every operation that frees memory moves back
-//! to an earlier position.
+//! memory is handed out, and every operation that frees memory (rewind,
+//! scope exit, reset, and `Allocator` deallocation of the last block)
+//! moves back to an earlier position and records it.
 //!
 //! # Why checkpoints cannot go stale silently
 //! A checkpoint remembers the position and the drop-list head at the time it
@@ -15,8 +16,9 @@
 //! still points at, and let the memory be handed out again). The arena keeps
 //! the history of rewinds as a stack increasing in both time and position
 //! (`RewindHistory`), so "did any rewind after time `t` go below position
-//! `p`?" is one comparison in the common case, and the stack stays as short
-//! as the nesting of live checkpoints.
+//! `p`?" is a binary search, and the stack stays bounded by the number of
+//! distinct, increasing positions rewound to (in practice, the nesting of
+//! checkpoints). A checkpoint of the current epoch skips the search.
 
 use core::alloc::Layout;
 use core::cell::{Cell, RefCell};
@@ -126,6 +128,11 @@ impl RewindHistory {
     }
 }
 
+/// A diagnostics event whose report is deferred until the arena's state is
+/// consistent again (see [`Arena::grow`]).
+#[must_use]
+pub(crate) struct Pending(Option<DiagnosticEvent>);
+
 /// How big a new chunk is.
 #[derive(Clone, Copy)]
 enum Growth {
@@ -228,6 +235,8 @@ pub struct Arena {
     /// them holds memory up to: rewinding below it would free scope memory.
     open_scopes: Cell<usize>,
     scope_high: Cell<Pos>,
+    /// Set while a rewind runs destructors (see `run_drops_until`).
+    rewinding: Cell<bool>,
     id: u64,
     counters: Counters,
     config: Config,
@@ -304,6 +313,7 @@ impl Arena {
             epoch: Cell::new(0),
             open_scopes: Cell::new(0),
             scope_high: Cell::new(Pos::ZERO),
+            rewinding: Cell::new(false),
             id: NEXT_ARENA_ID.fetch_add(1, Ordering::Relaxed),
             counters: Counters::default(),
             config,
@@ -311,7 +321,8 @@ impl Arena {
         };
         if reserve > 0 {
             let layout = Layout::from_size_align(reserve, 1).map_err(|_| AllocError::overflow())?;
-            arena.grow(layout, Growth::Exact)?;
+            let pending = arena.grow(layout, Growth::Exact)?;
+            arena.report_pending(pending);
         }
         Ok(arena)
     }
@@ -589,18 +600,26 @@ impl Arena {
     /// run (newest first) and the memory is handed out again.
     ///
     /// # Safety
-    /// No reference (or pointer) to memory allocated from this arena after
-    /// `checkpoint` was taken may be used after this call. This includes
-    /// references obtained through `&Arena`'s `Allocator` implementation,
-    /// and it must not be called from inside a callback of an allocation
-    /// method of this arena (an iterator of `alloc_slice_fill_iter`, a
-    /// `Clone` of `alloc_slice_clone`).
+    /// - No reference (or pointer) to memory allocated from this arena after
+    ///   `checkpoint` was taken may be used after this call. This includes
+    ///   memory obtained through `&Arena`'s `Allocator` implementation.
+    /// - The destructors of values allocated after `checkpoint` must not
+    ///   reach one another (they run newest first, so an older value's
+    ///   destructor would see a newer one already dropped). Safe code
+    ///   cannot build such values (`alloc` asks for `'static`), but a leaked
+    ///   `&'static Arena` can.
+    /// - It must not be called from inside a callback of an allocation
+    ///   method of this arena (an iterator of `alloc_slice_fill_iter`, a
+    ///   `Clone` of `alloc_slice_clone`). (A call from a destructor that
+    ///   this arena's rewind is running is refused with a panic.)
     ///
     /// # Panics
-    /// If `checkpoint` belongs to another arena, if an earlier rewind,
-    /// scope exit or reset went back past it (it would point at freed
-    /// state), or if a scope that is still open holds memory after it.
-    /// These are checked, never undefined behaviour.
+    /// If `checkpoint` belongs to another arena; if an earlier rewind,
+    /// scope exit, reset or `Allocator` deallocation went back past it (it
+    /// would point at freed state); if a scope that is still open holds
+    /// memory after it; or if called from a destructor that a rewind of
+    /// this arena is running. These are checked, never undefined
+    /// behaviour.
     #[inline(always)]
     #[track_caller]
     pub unsafe fn rewind_to_checkpoint(&self, checkpoint: Checkpoint) {
@@ -613,10 +632,7 @@ impl Arena {
         #[cfg(feature = "stats")]
         self.note_peak();
         if self.drops.mark() != checkpoint.drops {
-            // SAFETY: the checkpoint is valid, so its drop mark is still
-            // linked (only rewinds below its position unlink it); the caller
-            // promises the values after it are no longer used.
-            unsafe { self.drops.run_until(checkpoint.drops) };
+            self.run_drops_until(checkpoint.drops);
         }
         self.move_to(checkpoint.pos);
         self.record_rewind(self.pos());
@@ -624,11 +640,38 @@ impl Arena {
         self.counters.rewinds.set(self.counters.rewinds.get() + 1);
     }
 
+    /// Runs the destructors linked after `mark` for a rewind.
+    ///
+    /// A destructor is user code and could call `rewind_to_checkpoint` on
+    /// this arena again, unlinking headers this loop still walks towards.
+    /// So while it runs, `rewinding` is set and the epoch moves on: every
+    /// rewind takes the precise path, which refuses while `rewinding` is set.
+    #[cold]
+    #[inline(never)]
+    fn run_drops_until(&self, mark: DropMark) {
+        struct Done<'a>(&'a Cell<bool>);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        self.rewinding.set(true);
+        self.epoch.set(self.epoch.get() + 1);
+        let _done = Done(&self.rewinding);
+        // SAFETY: the caller validated the checkpoint, so `mark` is still
+        // linked: headers are only unlinked by rewinds below the checkpoint's
+        // position (which would have made it stale) and nested rewinds from
+        // the destructors below are refused. The caller of
+        // `rewind_to_checkpoint` promises the values after it are unused.
+        unsafe { self.drops.run_until(mark) };
+    }
+
     /// The precise check, for a checkpoint older than the current epoch.
     #[cold]
     #[inline(never)]
     fn still_valid(&self, epoch: u64, pos: Pos) -> bool {
-        self.history.is_valid(epoch, pos)
+        !self.rewinding.get()
+            && self.history.is_valid(epoch, pos)
             && (self.open_scopes.get() == 0 || pos >= self.scope_high.get())
     }
 
@@ -639,6 +682,11 @@ impl Arena {
         assert!(
             arena == self.id,
             "arena-b: rewind_to_checkpoint was given a checkpoint of another arena"
+        );
+        assert!(
+            !self.rewinding.get(),
+            "arena-b: rewind_to_checkpoint was called from a destructor that a rewind of the \
+             same arena is running; rewind after it returns"
         );
         assert!(
             self.history.is_valid(epoch, pos),
@@ -771,7 +819,9 @@ impl Arena {
             return Ok(());
         }
         let layout = Layout::from_size_align(bytes, 1).map_err(|_| AllocError::overflow())?;
-        self.grow(layout, Growth::Policy)
+        let pending = self.grow(layout, Growth::Policy)?;
+        self.report_pending(pending);
+        Ok(())
     }
 
     // ----- telemetry ---------------------------------------------------------
@@ -887,11 +937,6 @@ impl Arena {
         &self.cursor
     }
 
-    /// Start of the chunk the cursor is in (null before the first chunk).
-    pub(crate) fn chunk_start(&self) -> *mut u8 {
-        self.chunk_start.get()
-    }
-
     /// Moves the cursor back to `pos`, an earlier position.
     #[inline]
     pub(crate) fn move_to(&self, pos: Pos) {
@@ -929,6 +974,21 @@ impl Arena {
         // position being left, so `[ptr, end)` holds nothing anyone may still
         // use (the callers free it first); the chunk is owned by the arena.
         unsafe { self.cursor.set(ptr, chunk.end()) };
+    }
+
+    /// Resizes the last block `[ptr, ptr + old_size)` of the arena's cursor in
+    /// place if it is the last one (the `Allocator` impl). Giving bytes back
+    /// moves the position backwards, which is recorded like a rewind: a
+    /// checkpoint taken in between must not be accepted after the bytes are
+    /// handed out again.
+    pub(crate) fn resize_last(&self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> bool {
+        let resized = self
+            .cursor
+            .resize_last(self.chunk_start.get(), ptr, old_size, new_size);
+        if resized && new_size < old_size {
+            self.record_rewind(self.pos());
+        }
+        resized
     }
 
     /// Records that memory after `pos` was freed (invalidates checkpoints
@@ -978,21 +1038,42 @@ impl Arena {
     }
 
     /// Takes the whole free window of the current chunk, first moving to a
-    /// chunk where `layout` fits if it does not fit here.
-    pub(crate) fn take_block(&self, layout: Layout) -> Result<(*mut u8, *mut u8), AllocError> {
+    /// chunk where `layout` fits if it does not fit here. The caller reports
+    /// the returned [`Pending`] event once its own state is consistent.
+    pub(crate) fn take_block(
+        &self,
+        layout: Layout,
+    ) -> Result<((*mut u8, *mut u8), Pending), AllocError> {
         let start = self.cursor.ptr().addr();
         let padding = start.wrapping_neg() & (layout.align() - 1);
-        if self.chunk_start.get().is_null() || padding + layout.size() > self.cursor.remaining() {
-            self.grow(layout, Growth::Policy)?;
+        let pending = if self.chunk_start.get().is_null()
+            || padding + layout.size() > self.cursor.remaining()
+        {
+            self.grow(layout, Growth::Policy)?
+        } else {
+            Pending(None)
+        };
+        Ok((self.cursor.take_all(), pending))
+    }
+
+    /// Hands a deferred diagnostics event to the sink.
+    pub(crate) fn report_pending(&self, pending: Pending) {
+        if let Some(event) = pending.0 {
+            report(self.config.sink.as_ref(), event);
         }
-        Ok(self.cursor.take_all())
     }
 
     /// Moves the cursor to the start of a chunk where `layout` fits: a free
     /// one after the current chunk if any fits, else a new one.
+    ///
+    /// The "chunk allocated" event is returned, not reported: the sink is
+    /// user code and may allocate in this arena, so callers report it only
+    /// after their own bump or carve is done (a scope, for one, must not see
+    /// the arena move between its check and its carve). Failures are
+    /// reported here, after the chunk list is released: nothing changed.
     #[cold]
     #[inline(never)]
-    fn grow(&self, layout: Layout, growth: Growth) -> Result<(), AllocError> {
+    fn grow(&self, layout: Layout, growth: Growth) -> Result<Pending, AllocError> {
         let mut chunks = self.chunks.borrow_mut();
         let has_current = !self.chunk_start.get().is_null();
         let next = if has_current {
@@ -1004,7 +1085,14 @@ impl Arena {
         match chunks[next..].iter().position(|c| c.fits(layout)) {
             Some(i) => chunks.swap(next, next + i),
             None => {
-                let chunk = self.new_chunk(layout, growth)?;
+                let chunk = match self.new_chunk(layout, growth) {
+                    Ok(chunk) => chunk,
+                    Err((err, event)) => {
+                        drop(chunks);
+                        report(self.config.sink.as_ref(), event);
+                        return Err(err);
+                    }
+                };
                 let total = self.counters.capacity.get() + chunk.capacity();
                 self.counters.capacity.set(total);
                 event = Some(DiagnosticEvent::ChunkAllocated {
@@ -1032,16 +1120,16 @@ impl Arena {
         // SAFETY: the chunk is owned by the arena and, being after the old
         // current chunk (or the first), holds nothing.
         unsafe { self.cursor.set(chunk.start(), chunk.end()) };
-        drop(chunks);
-        if let Some(event) = event {
-            report(self.config.sink.as_ref(), event);
-        }
-        Ok(())
+        Ok(Pending(event))
     }
 
     /// Allocates a chunk for `layout` following the growth policy and the
     /// allocation limit.
-    fn new_chunk(&self, layout: Layout, growth: Growth) -> Result<RawChunk, AllocError> {
+    fn new_chunk(
+        &self,
+        layout: Layout,
+        growth: Growth,
+    ) -> Result<RawChunk, (AllocError, DiagnosticEvent)> {
         let needed = layout.size();
         let total = self.counters.capacity.get();
         let grown = match growth {
@@ -1052,33 +1140,31 @@ impl Arena {
             n.checked_add(CHUNK_ALIGN - 1)
                 .map(|n| n & !(CHUNK_ALIGN - 1))
         };
-        let mut capacity = round(needed.max(grown)).ok_or_else(AllocError::overflow)?;
+        let oom = |requested: usize| {
+            (
+                AllocError::new(AllocErrorKind::OutOfMemory, needed),
+                DiagnosticEvent::OutOfMemory { requested },
+            )
+        };
+        // A size that cannot even be rounded is one no system can provide.
+        let mut capacity = round(needed.max(grown)).ok_or_else(|| oom(needed))?;
         if let Some(limit) = self.config.allocation_limit {
             let room = limit.saturating_sub(total);
             if capacity > room {
                 // Fall back to exactly what is needed.
-                capacity = round(needed.max(1)).ok_or_else(AllocError::overflow)?;
+                capacity = round(needed.max(1)).ok_or_else(|| oom(needed))?;
                 if capacity > room {
-                    report(
-                        self.config.sink.as_ref(),
+                    return Err((
+                        AllocError::new(AllocErrorKind::LimitExceeded, needed),
                         DiagnosticEvent::LimitReached {
                             requested: needed,
                             limit,
                         },
-                    );
-                    return Err(AllocError::new(AllocErrorKind::LimitExceeded, needed));
+                    ));
                 }
             }
         }
-        RawChunk::allocate(capacity, layout.align()).ok_or_else(|| {
-            report(
-                self.config.sink.as_ref(),
-                DiagnosticEvent::OutOfMemory {
-                    requested: capacity,
-                },
-            );
-            AllocError::new(AllocErrorKind::OutOfMemory, needed)
-        })
+        RawChunk::allocate(capacity, layout.align()).ok_or_else(|| oom(capacity))
     }
 }
 
@@ -1096,11 +1182,13 @@ impl Bump for Arena {
     #[cold]
     #[inline(never)]
     fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        self.grow(layout, Growth::Policy)?;
-        Ok(self
+        let pending = self.grow(layout, Growth::Policy)?;
+        let block = self
             .cursor
             .bump(layout)
-            .expect("arena-b: a chunk chosen for a layout must fit it"))
+            .expect("arena-b: a chunk chosen for a layout must fit it");
+        self.report_pending(pending);
+        Ok(block)
     }
 
     #[cfg(feature = "stats")]

@@ -255,17 +255,21 @@ impl Bump for Scope<'_> {
             // the arena's memory between `restore` and here is not all ours.
             self.can_restore.set(false);
         }
-        let (start, end) = self.arena.take_block(layout)?;
+        let ((start, end), pending) = self.arena.take_block(layout)?;
         let held = self.arena.pos();
         self.expected.set(held);
         self.arena.scope_holds(held);
         // SAFETY: the block was taken from the arena's cursor, which now
         // starts past it, so nobody else will hand it out while we live.
         unsafe { self.cursor.set(start, end) };
-        Ok(self
+        let block = self
             .cursor
             .bump(layout)
-            .expect("arena-b: a block chosen for a layout must fit it"))
+            .expect("arena-b: a block chosen for a layout must fit it");
+        // Only now may the sink (user code) allocate in the arena: it then
+        // moves the arena past `expected`, and this scope will not give back.
+        self.arena.report_pending(pending);
+        Ok(block)
     }
 }
 

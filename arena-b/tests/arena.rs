@@ -811,3 +811,87 @@ fn reference_readme_snippet() {
     assert!(arena.bytes_allocated() > 0);
     let _ = format!("{:?}", arena.stats());
 }
+
+// ----- regressions from the soundness review ---------------------------------
+
+#[test]
+fn rewind_from_a_destructor_run_by_a_rewind_is_refused() {
+    use arena_b::Checkpoint;
+    thread_local! {
+        static TL: Arena = Arena::new();
+        static OLDER: Cell<Option<Checkpoint>> = const { Cell::new(None) };
+    }
+    struct Rewinder;
+    impl Drop for Rewinder {
+        fn drop(&mut self) {
+            if let Some(c) = OLDER.with(|o| o.take()) {
+                // SAFETY: refused with a panic (a rewind is running).
+                TL.with(|a| unsafe { a.rewind_to_checkpoint(c) });
+            }
+        }
+    }
+    TL.with(|a| {
+        let keep = a.alloc(String::from("keep me"));
+        let c1 = a.checkpoint();
+        OLDER.with(|o| o.set(Some(c1)));
+        a.alloc(String::from("mid"));
+        let c2 = a.checkpoint();
+        a.alloc(Rewinder);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: nothing after `c2` is used again.
+            unsafe { a.rewind_to_checkpoint(c2) }
+        }));
+        assert!(r.is_err(), "the nested rewind must be refused");
+        assert_eq!(keep.as_str(), "keep me");
+        // The arena is usable, and the outer checkpoint still is.
+        // SAFETY: nothing after `c1` is used again.
+        unsafe { a.rewind_to_checkpoint(c1) };
+        assert_eq!(keep.as_str(), "keep me");
+    });
+}
+
+#[test]
+fn allocator_give_back_makes_later_checkpoints_stale() {
+    use allocator_api2::vec::Vec as AVec;
+    let arena = Arena::new();
+    let keep = arena.alloc(String::from("keep me"));
+    let mut v: AVec<u8, &Arena> = AVec::with_capacity_in(48, &arena);
+    v.push(1);
+    let c0 = arena.checkpoint();
+    drop(v); // gives the last block back: the position moves backwards
+    arena.alloc(String::from("tmp"));
+    let c1 = arena.checkpoint();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: nothing after `c0` is used again (or it is refused).
+        unsafe { arena.rewind_to_checkpoint(c0) };
+        // SAFETY: `c1` must be refused: `c0` went below it.
+        unsafe { arena.rewind_to_checkpoint(c1) };
+    }));
+    assert!(r.is_err(), "a checkpoint rewound past was accepted");
+    assert_eq!(keep.as_str(), "keep me");
+}
+
+#[test]
+fn a_sink_that_allocates_cannot_make_a_scope_free_its_value() {
+    thread_local! {
+        static A: Arena = Arena::builder()
+            .chunk_size(1024)
+            .diagnostics(|e| {
+                if matches!(e, DiagnosticEvent::ChunkAllocated { .. }) {
+                    A.with(|a| {
+                        a.alloc(String::from("allocated by the sink"));
+                    });
+                }
+            })
+            .build();
+    }
+    A.with(|a| {
+        a.scope(|s| {
+            s.alloc(0u64);
+        });
+        // Would overwrite the sink's value if the scope had handed it back.
+        a.alloc_no_drop([0xA5u8; 256]);
+    });
+    // The arena (and the sink's String) drop at thread exit; check now.
+    A.with(|a| assert!(a.bytes_allocated() >= 256));
+}
