@@ -111,3 +111,69 @@ unsafe impl Allocator for &Arena {
         Ok(NonNull::slice_from_raw_parts(ptr, new_layout.size()))
     }
 }
+
+/// `&SyncArena` allocates from the calling thread's part of the arena;
+/// freeing or resizing a block in place only happens when it is that
+/// part's last block (a block from another thread is left for `reset`).
+///
+/// ```
+/// use allocator_api2::vec::Vec;
+///
+/// let arena = arena_b::SyncArena::new();
+/// std::thread::scope(|s| {
+///     for t in 0..2u32 {
+///         let arena = &arena;
+///         s.spawn(move || {
+///             let mut v = Vec::new_in(arena);
+///             v.extend(0..1000u32);
+///             assert_eq!(v[999], 999);
+///         });
+///     }
+/// });
+/// ```
+// SAFETY: every call is forwarded to `&Arena`'s implementation on the
+// calling thread's sub-arena, which upholds the contract for its own blocks
+// and leaves any other block alone (it only ever resizes its cursor's last
+// block). Sub-arenas live until the `SyncArena` is reset (`&mut`) or dropped.
+unsafe impl Allocator for &crate::SyncArena {
+    #[inline]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        self.local().allocate(layout)
+    }
+
+    #[inline]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.local().deallocate(ptr, layout) }
+    }
+
+    unsafe fn grow(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.local().grow(ptr, old_layout, new_layout) }
+    }
+
+    unsafe fn grow_zeroed(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.local().grow_zeroed(ptr, old_layout, new_layout) }
+    }
+
+    unsafe fn shrink(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.local().shrink(ptr, old_layout, new_layout) }
+    }
+}

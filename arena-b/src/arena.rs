@@ -16,9 +16,9 @@
 //! still points at, and let the memory be handed out again). The arena keeps
 //! the history of rewinds as a stack increasing in both time and position
 //! (`RewindHistory`), so "did any rewind after time `t` go below position
-//! `p`?" is a binary search, and the stack stays bounded by the number of
-//! distinct, increasing positions rewound to (in practice, the nesting of
-//! checkpoints). A checkpoint of the current epoch skips the search.
+//! `p`?" is a binary search. The stack is capped (merging its two oldest
+//! events, which only makes the check stricter). A checkpoint of the
+//! current epoch skips the search.
 
 use core::alloc::Layout;
 use core::cell::{Cell, RefCell};
@@ -32,6 +32,7 @@ use crate::chunk::{RawChunk, CHUNK_ALIGN};
 use crate::cursor::Cursor;
 use crate::drop_list::{DropList, DropMark};
 use crate::error::{AllocError, AllocErrorKind};
+use crate::owner_cell::{OwnerCell, OwnerPtr};
 use crate::scope::Scope;
 use crate::stats::{report, ArenaStats, ChunkUsage, DiagnosticEvent};
 use crate::typed::{self, Bump};
@@ -119,6 +120,13 @@ impl RewindHistory {
         let mut older = self.older.borrow_mut();
         let top = (self.top_time.get(), self.top_pos.get());
         if top.1 < pos {
+            if older.len() == HISTORY_CAP {
+                // Merge the two oldest events into one at the later time and
+                // the lower position: checks only get stricter (a checkpoint
+                // between them may be refused), never laxer.
+                older[1].1 = older[0].1;
+                older.remove(0);
+            }
             older.push(top);
         } else {
             while older.last().is_some_and(|&(_, p)| p >= pos) {
@@ -128,10 +136,13 @@ impl RewindHistory {
     }
 }
 
+/// Most events kept below the newest in the rewind history.
+const HISTORY_CAP: usize = 64;
+
 /// A diagnostics event whose report is deferred until the arena's state is
 /// consistent again (see [`Arena::grow`]).
 #[must_use]
-pub(crate) struct Pending(Option<DiagnosticEvent>);
+pub(crate) struct Pending(pub(crate) Option<DiagnosticEvent>);
 
 /// How big a new chunk is.
 #[derive(Clone, Copy)]
@@ -144,6 +155,11 @@ enum Growth {
 }
 
 static NEXT_ARENA_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique arena id (never 0, never reused).
+pub(crate) fn next_arena_id() -> u64 {
+    NEXT_ARENA_ID.fetch_add(1, Ordering::Relaxed)
+}
 
 /// A saved allocation state of an [`Arena`], from [`Arena::checkpoint`].
 ///
@@ -178,13 +194,14 @@ impl fmt::Debug for Checkpoint {
 /// Counters kept off the hot path.
 #[derive(Debug, Default)]
 struct Counters {
-    peak: Cell<usize>,
-    rewinds: Cell<u64>,
-    resets: Cell<u64>,
-    wasted: Cell<usize>,
-    capacity: Cell<usize>,
+    peak: OwnerCell,
+    rewinds: OwnerCell,
+    resets: OwnerCell,
+    wasted: OwnerCell,
+    capacity: OwnerCell,
+    chunks: OwnerCell,
     #[cfg(feature = "stats")]
-    allocations: Cell<u64>,
+    allocations: OwnerCell,
 }
 
 /// A bump allocator: hands out memory by moving a pointer through chunks,
@@ -220,11 +237,15 @@ pub struct Arena {
     cursor: Cursor,
     drops: DropList,
     /// Start of the chunk the cursor is in (null before the first chunk).
-    chunk_start: Cell<*mut u8>,
+    chunk_start: OwnerPtr,
     /// Index of that chunk.
     current: Cell<usize>,
     /// Bytes used in chunks `0..current`.
-    used_before: Cell<usize>,
+    used_before: OwnerCell,
+    /// Odd while `chunk_start`, `used_before` and the cursor move to
+    /// another chunk: a seqlock for readers on other threads
+    /// (`bytes_allocated_shared`).
+    chunk_seq: OwnerCell,
     chunks: RefCell<Vec<RawChunk>>,
     history: RewindHistory,
     /// Ticks whenever a checkpoint taken before may have become invalid: on
@@ -305,16 +326,17 @@ impl Arena {
         let arena = Arena {
             cursor: Cursor::empty(),
             drops: DropList::new(),
-            chunk_start: Cell::new(core::ptr::null_mut()),
+            chunk_start: OwnerPtr::new(core::ptr::null_mut()),
             current: Cell::new(0),
-            used_before: Cell::new(0),
+            used_before: OwnerCell::new(0),
+            chunk_seq: OwnerCell::new(0),
             chunks: RefCell::new(Vec::new()),
             history: RewindHistory::new(),
             epoch: Cell::new(0),
             open_scopes: Cell::new(0),
             scope_high: Cell::new(Pos::ZERO),
             rewinding: Cell::new(false),
-            id: NEXT_ARENA_ID.fetch_add(1, Ordering::Relaxed),
+            id: next_arena_id(),
             counters: Counters::default(),
             config,
             _not_sync: PhantomData,
@@ -610,8 +632,12 @@ impl Arena {
     ///   `&'static Arena` can.
     /// - It must not be called from inside a callback of an allocation
     ///   method of this arena (an iterator of `alloc_slice_fill_iter`, a
-    ///   `Clone` of `alloc_slice_clone`). (A call from a destructor that
-    ///   this arena's rewind is running is refused with a panic.)
+    ///   `Clone` of `alloc_slice_clone`, the diagnostics sink or a `tracing`
+    ///   subscriber). A call from a destructor that a rewind of this arena
+    ///   is running is refused with a panic.
+    /// - Memory counts as allocated when it is handed out: a collection
+    ///   allocated before the checkpoint whose buffer grew in place after
+    ///   it loses that growth.
     ///
     /// # Panics
     /// If `checkpoint` belongs to another arena; if an earlier rewind,
@@ -632,7 +658,7 @@ impl Arena {
         #[cfg(feature = "stats")]
         self.note_peak();
         if self.drops.mark() != checkpoint.drops {
-            self.run_drops_until(checkpoint.drops);
+            self.run_drops_until(checkpoint.drops, checkpoint.pos);
         }
         self.move_to(checkpoint.pos);
         self.record_rewind(self.pos());
@@ -640,28 +666,49 @@ impl Arena {
         self.counters.rewinds.set(self.counters.rewinds.get() + 1);
     }
 
-    /// Runs the destructors linked after `mark` for a rewind.
+    /// Runs the destructors linked after `mark` for a rewind to `target`.
     ///
-    /// A destructor is user code and could call `rewind_to_checkpoint` on
-    /// this arena again, unlinking headers this loop still walks towards.
-    /// So while it runs, `rewinding` is set and the epoch moves on: every
-    /// rewind takes the precise path, which refuses while `rewinding` is set.
+    /// A destructor is user code and could rewind this arena again,
+    /// unlinking headers this loop still walks towards. So a rewind that
+    /// would run destructors while another one does is refused (whatever
+    /// its checkpoint's epoch), and `rewinding` also sends every other
+    /// rewind to the precise check, which refuses it. If a destructor
+    /// panics, the guard still records the rewind to `target`: headers
+    /// above it are gone, so no checkpoint above it may be accepted (the
+    /// cursor stays where it is, since linked values still live there, and
+    /// rewinding to the same checkpoint again runs the rest).
     #[cold]
     #[inline(never)]
-    fn run_drops_until(&self, mark: DropMark) {
-        struct Done<'a>(&'a Cell<bool>);
+    #[track_caller]
+    fn run_drops_until(&self, mark: DropMark, target: Pos) {
+        struct Done<'a> {
+            arena: &'a Arena,
+            target: Pos,
+        }
         impl Drop for Done<'_> {
             fn drop(&mut self) {
-                self.0.set(false);
+                self.arena.rewinding.set(false);
+                if std::thread::panicking() {
+                    self.arena.record_rewind(self.target);
+                }
             }
         }
+        assert!(
+            !self.rewinding.get(),
+            "arena-b: rewind_to_checkpoint was called from a destructor that a rewind of the \
+             same arena is running; rewind after it returns"
+        );
         self.rewinding.set(true);
         self.epoch.set(self.epoch.get() + 1);
-        let _done = Done(&self.rewinding);
+        let _done = Done {
+            arena: self,
+            target,
+        };
         // SAFETY: the caller validated the checkpoint, so `mark` is still
-        // linked: headers are only unlinked by rewinds below the checkpoint's
-        // position (which would have made it stale) and nested rewinds from
-        // the destructors below are refused. The caller of
+        // linked: headers are only unlinked by rewinds to below the
+        // checkpoint's position (recorded, which would have made it stale,
+        // also when a destructor panicked), and nested rewinds that would
+        // unlink headers are refused above. The caller of
         // `rewind_to_checkpoint` promises the values after it are unused.
         unsafe { self.drops.run_until(mark) };
     }
@@ -783,6 +830,9 @@ impl Arena {
         };
         let bytes: usize = freed.iter().map(RawChunk::capacity).sum();
         self.counters
+            .chunks
+            .set(self.counters.chunks.get() - freed.len());
+        self.counters
             .capacity
             .set(self.counters.capacity.get() - bytes);
         let count = freed.len();
@@ -899,19 +949,64 @@ impl Arena {
     /// ```
     pub fn stats(&self) -> ArenaStats {
         self.note_peak();
+        self.stats_shared()
+    }
+
+    /// The counters, read without writing anything: callable (by a
+    /// `SyncArena`) from a thread that does not own this arena.
+    pub(crate) fn stats_shared(&self) -> ArenaStats {
+        let bytes_allocated = self.bytes_allocated_shared();
         ArenaStats {
-            bytes_allocated: self.bytes_allocated(),
-            capacity: self.capacity(),
-            chunks: self.chunks.borrow().len(),
-            peak_bytes: self.counters.peak.get(),
-            rewinds: self.counters.rewinds.get(),
-            resets: self.counters.resets.get(),
+            bytes_allocated,
+            capacity: self.counters.capacity.get(),
+            chunks: self.counters.chunks.get(),
+            peak_bytes: self.counters.peak.get().max(bytes_allocated),
+            rewinds: self.counters.rewinds.get() as u64,
+            resets: self.counters.resets.get() as u64,
             wasted_tail_bytes: self.counters.wasted.get(),
             #[cfg(feature = "stats")]
-            allocations: Some(self.counters.allocations.get()),
+            allocations: Some(self.counters.allocations.get() as u64),
             #[cfg(not(feature = "stats"))]
             allocations: None,
         }
+    }
+
+    /// [`bytes_allocated`](Self::bytes_allocated) for a reader on another
+    /// thread: retries while the owner is moving to another chunk, so the
+    /// three fields it reads belong together.
+    pub(crate) fn bytes_allocated_shared(&self) -> usize {
+        use core::sync::atomic::{fence, Ordering};
+        loop {
+            let before = self.chunk_seq.get();
+            if before % 2 == 1 {
+                core::hint::spin_loop();
+                continue;
+            }
+            fence(Ordering::Acquire);
+            let start = self.chunk_start.get();
+            let used = self.used_before.get();
+            let ptr = self.cursor.ptr();
+            fence(Ordering::Acquire);
+            if self.chunk_seq.get() == before {
+                return if start.is_null() {
+                    0
+                } else {
+                    used + ptr.addr().saturating_sub(start.addr())
+                };
+            }
+        }
+    }
+
+    /// Brackets a move of the cursor to another chunk (see `chunk_seq`).
+    fn chunk_move<R>(&self, f: impl FnOnce() -> R) -> R {
+        use core::sync::atomic::{fence, Ordering};
+        let seq = self.chunk_seq.get();
+        self.chunk_seq.set(seq + 1);
+        fence(Ordering::Release);
+        let r = f();
+        fence(Ordering::Release);
+        self.chunk_seq.set(seq + 2);
+        r
     }
 
     // ----- internals ---------------------------------------------------------
@@ -960,20 +1055,22 @@ impl Arena {
             return;
         };
         self.note_peak();
-        self.used_before
-            .set(chunks[..pos.chunk].iter().map(|c| c.used).sum());
-        self.current.set(pos.chunk);
-        self.chunk_start.set(chunk.start());
         let ptr = if pos.ptr.is_null() {
             chunk.start()
         } else {
             pos.ptr
         };
         debug_assert!(chunk.start() <= ptr && ptr <= chunk.end());
-        // SAFETY: `ptr` is in this chunk (or its start), at or before the
-        // position being left, so `[ptr, end)` holds nothing anyone may still
-        // use (the callers free it first); the chunk is owned by the arena.
-        unsafe { self.cursor.set(ptr, chunk.end()) };
+        self.chunk_move(|| {
+            self.used_before
+                .set(chunks[..pos.chunk].iter().map(|c| c.used).sum());
+            self.current.set(pos.chunk);
+            self.chunk_start.set(chunk.start());
+            // SAFETY: `ptr` is in this chunk (or its start), at or before the
+            // position being left, so `[ptr, end)` holds nothing anyone may
+            // still use (the callers free it first); the arena owns the chunk.
+            unsafe { self.cursor.set(ptr, chunk.end()) };
+        });
     }
 
     /// Resizes the last block `[ptr, ptr + old_size)` of the arena's cursor in
@@ -1057,6 +1154,7 @@ impl Arena {
     }
 
     /// Hands a deferred diagnostics event to the sink.
+    #[cold]
     pub(crate) fn report_pending(&self, pending: Pending) {
         if let Some(event) = pending.0 {
             report(self.config.sink.as_ref(), event);
@@ -1100,6 +1198,7 @@ impl Arena {
                     total_capacity: total,
                 });
                 chunks.push(chunk);
+                self.counters.chunks.set(chunks.len());
                 let last = chunks.len() - 1;
                 chunks.swap(next, last);
             }
@@ -1109,17 +1208,23 @@ impl Arena {
             let current = self.current.get();
             let used = self.cursor.ptr().addr() - self.chunk_start.get().addr();
             chunks[current].used = used;
-            self.used_before.set(self.used_before.get() + used);
-            self.counters
-                .wasted
-                .set(self.counters.wasted.get() + self.cursor.remaining());
+            self.counters.wasted.add(self.cursor.remaining());
         }
         let chunk = &chunks[next];
-        self.current.set(next);
-        self.chunk_start.set(chunk.start());
-        // SAFETY: the chunk is owned by the arena and, being after the old
-        // current chunk (or the first), holds nothing.
-        unsafe { self.cursor.set(chunk.start(), chunk.end()) };
+        let used_before = self.used_before.get()
+            + if has_current {
+                chunks[self.current.get()].used
+            } else {
+                0
+            };
+        self.chunk_move(|| {
+            self.used_before.set(used_before);
+            self.current.set(next);
+            self.chunk_start.set(chunk.start());
+            // SAFETY: the chunk is owned by the arena and, being after the old
+            // current chunk (or the first), holds nothing.
+            unsafe { self.cursor.set(chunk.start(), chunk.end()) };
+        });
         Ok(Pending(event))
     }
 
@@ -1181,14 +1286,20 @@ impl Bump for Arena {
 
     #[cold]
     #[inline(never)]
-    fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    fn alloc_slow(&self, layout: Layout) -> Result<(NonNull<u8>, Pending), AllocError> {
         let pending = self.grow(layout, Growth::Policy)?;
         let block = self
             .cursor
             .bump(layout)
             .expect("arena-b: a chunk chosen for a layout must fit it");
-        self.report_pending(pending);
-        Ok(block)
+        Ok((block, pending))
+    }
+
+    #[inline(always)]
+    fn report(&self, pending: Pending) {
+        if pending.0.is_some() {
+            self.report_pending(pending);
+        }
     }
 
     #[cfg(feature = "stats")]

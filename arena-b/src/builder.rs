@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::arena::Arena;
 use crate::error::BuildError;
 use crate::stats::{DiagnosticEvent, Sink, SinkDebug};
+use crate::sync::SyncArena;
 
 /// Default size of the first chunk.
 pub const DEFAULT_CHUNK_SIZE: usize = 8 * 1024;
@@ -20,9 +21,9 @@ pub enum ThreadSafety {
     /// (`Send`, not `Sync`).
     #[default]
     SingleThreaded,
-    /// Shared between threads: needs `SyncArena` (`build_sync`), which
-    /// arrives with the `SyncArena` release; until then `try_build` refuses
-    /// this setting rather than silently ignoring it.
+    /// Shared between threads: [`ArenaBuilder::build_sync`] gives a
+    /// [`SyncArena`](crate::SyncArena); `build` refuses this setting rather
+    /// than silently ignoring it.
     Shared,
 }
 
@@ -172,10 +173,49 @@ impl ArenaBuilder {
     pub fn try_build(self) -> Result<Arena, BuildError> {
         if self.thread_safety == ThreadSafety::Shared {
             return Err(BuildError::new(
-                "thread_safety(ThreadSafety::Shared) needs a SyncArena (build_sync), which this \
-                 release does not have yet; use an Arena per thread",
+                "thread_safety(ThreadSafety::Shared) asks for a SyncArena: call build_sync \
+                 (or try_build_sync) instead of build",
             ));
         }
+        let reserve = self.reserve_size;
+        let config = self.validate()?;
+        Arena::from_config(config, reserve)
+            .map_err(|e| BuildError::new(format!("could not reserve {reserve} bytes: {e}")))
+    }
+
+    /// Checks the settings and builds a [`SyncArena`] (every thread that
+    /// allocates gets a sub-arena with these settings; `allocation_limit`
+    /// applies per thread).
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::builder().chunk_size(64 * 1024).try_build_sync().unwrap();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| arena.alloc(1u32));
+    ///     s.spawn(|| arena.alloc(2u32));
+    /// });
+    /// assert_eq!(arena.threads(), 2);
+    /// ```
+    pub fn try_build_sync(self) -> Result<SyncArena, BuildError> {
+        if self.reserve_size != 0 {
+            return Err(BuildError::new(
+                "reserve_size applies to an Arena; a SyncArena's per-thread parts take their \
+                 first chunk (chunk_size) when the thread first allocates",
+            ));
+        }
+        Ok(SyncArena::from_config(self.validate()?))
+    }
+
+    /// Builds a [`SyncArena`], panicking with the [`BuildError`] message on
+    /// an invalid setting. See [`try_build_sync`](Self::try_build_sync).
+    #[track_caller]
+    pub fn build_sync(self) -> SyncArena {
+        match self.try_build_sync() {
+            Ok(arena) => arena,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn validate(self) -> Result<Config, BuildError> {
         if self.chunk_size == 0 {
             return Err(BuildError::new("chunk_size must be greater than 0"));
         }
@@ -209,17 +249,11 @@ impl ArenaBuilder {
                 )));
             }
         }
-        let config = Config {
+        Ok(Config {
             chunk_size: self.chunk_size,
             max_chunk_size,
             allocation_limit: self.allocation_limit,
             sink: self.sink,
-        };
-        Arena::from_config(config, self.reserve_size).map_err(|e| {
-            BuildError::new(format!(
-                "could not reserve {} bytes: {e}",
-                self.reserve_size
-            ))
         })
     }
 

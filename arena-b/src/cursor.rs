@@ -11,6 +11,7 @@ use core::cell::Cell;
 use core::ptr::{self, NonNull};
 
 use crate::chunk::FAST_SIZE;
+use crate::owner_cell::OwnerPtr;
 
 /// A free window `[ptr, end)` inside one chunk (or the empty window
 /// `[null, null)` before the first chunk exists).
@@ -20,14 +21,15 @@ use crate::chunk::FAST_SIZE;
 /// belong to nobody.
 #[derive(Debug)]
 pub(crate) struct Cursor {
-    ptr: Cell<*mut u8>,
+    /// Readable from other threads (a `SyncArena` summing its sub-arenas).
+    ptr: OwnerPtr,
     end: Cell<*mut u8>,
 }
 
 impl Cursor {
     pub(crate) const fn empty() -> Self {
         Cursor {
-            ptr: Cell::new(ptr::null_mut()),
+            ptr: OwnerPtr::new(ptr::null_mut()),
             end: Cell::new(ptr::null_mut()),
         }
     }

@@ -55,8 +55,10 @@ mod chunk;
 mod cursor;
 mod drop_list;
 mod error;
+mod owner_cell;
 mod scope;
 mod stats;
+mod sync;
 mod typed;
 
 /// The README's Rust code blocks, compiled and run as doctests.
@@ -70,3 +72,4 @@ pub use builder::{ArenaBuilder, ThreadSafety, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CH
 pub use error::{AllocError, AllocErrorKind, BuildError};
 pub use scope::Scope;
 pub use stats::{ArenaStats, ChunkUsage, DiagnosticEvent};
+pub use sync::SyncArena;

@@ -21,7 +21,7 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
-use crate::arena::{Arena, Pos};
+use crate::arena::{Arena, Pending, Pos};
 use crate::cursor::Cursor;
 use crate::drop_list::DropList;
 use crate::error::AllocError;
@@ -249,7 +249,7 @@ impl Bump for Scope<'_> {
 
     #[cold]
     #[inline(never)]
-    fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    fn alloc_slow(&self, layout: Layout) -> Result<(NonNull<u8>, Pending), AllocError> {
         if self.arena.pos() != self.expected.get() {
             // The arena handed out memory after our last carve: from now on
             // the arena's memory between `restore` and here is not all ours.
@@ -266,10 +266,17 @@ impl Bump for Scope<'_> {
             .cursor
             .bump(layout)
             .expect("arena-b: a block chosen for a layout must fit it");
-        // Only now may the sink (user code) allocate in the arena: it then
-        // moves the arena past `expected`, and this scope will not give back.
-        self.arena.report_pending(pending);
-        Ok(block)
+        // The caller reports `pending` once its value is in place; the sink
+        // (user code) may then allocate in the arena: that moves the arena
+        // past `expected`, and this scope will not give back.
+        Ok((block, pending))
+    }
+
+    #[inline(always)]
+    fn report(&self, pending: Pending) {
+        if pending.0.is_some() {
+            self.arena.report_pending(pending);
+        }
     }
 }
 

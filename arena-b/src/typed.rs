@@ -9,6 +9,7 @@ use core::alloc::Layout;
 use core::mem::needs_drop;
 use core::ptr::{self, NonNull};
 
+use crate::arena::Pending;
 use crate::cursor::Cursor;
 use crate::drop_list::{slice_layout, DropList, DropNode};
 use crate::error::{AllocError, AllocErrorKind};
@@ -18,8 +19,14 @@ use crate::error::{AllocError, AllocErrorKind};
 pub(crate) trait Bump {
     fn cursor(&self) -> &Cursor;
     fn drop_list(&self) -> &DropList;
-    /// Serves `layout` (non-zero size) after the cursor could not.
-    fn alloc_slow(&self, layout: Layout) -> Result<NonNull<u8>, AllocError>;
+    /// Serves `layout` (non-zero size) after the cursor could not. The
+    /// diagnostics event of a new chunk comes back unreported: the caller
+    /// reports it (with [`Bump::report`]) once the new value is written and
+    /// its destructor linked, so a sink that takes a checkpoint sees a
+    /// consistent arena.
+    fn alloc_slow(&self, layout: Layout) -> Result<(NonNull<u8>, Pending), AllocError>;
+    /// Reports a deferred diagnostics event.
+    fn report(&self, pending: Pending);
     /// Counts one allocation (feature `stats`).
     #[inline(always)]
     fn count_alloc(&self) {}
@@ -32,6 +39,7 @@ pub(crate) fn dangling(align: usize) -> NonNull<u8> {
     unsafe { NonNull::new_unchecked(ptr::without_provenance_mut(align)) }
 }
 
+/// Raw memory for `layout`; reports any diagnostics event before returning.
 #[inline(always)]
 pub(crate) fn try_alloc_layout<B: Bump>(b: &B, layout: Layout) -> Result<NonNull<u8>, AllocError> {
     b.count_alloc();
@@ -40,6 +48,31 @@ pub(crate) fn try_alloc_layout<B: Bump>(b: &B, layout: Layout) -> Result<NonNull
     }
     match b.cursor().bump(layout) {
         Some(p) => Ok(p),
+        None => alloc_slow_reported(b, layout),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn alloc_slow_reported<B: Bump>(b: &B, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    let (p, pending) = b.alloc_slow(layout)?;
+    b.report(pending);
+    Ok(p)
+}
+
+/// Raw memory for `layout`, with the diagnostics event of a new chunk left
+/// for the caller to report once its value is in place.
+#[inline(always)]
+fn try_alloc_layout_deferred<B: Bump>(
+    b: &B,
+    layout: Layout,
+) -> Result<(NonNull<u8>, Pending), AllocError> {
+    b.count_alloc();
+    if layout.size() == 0 {
+        return Ok((dangling(layout.align()), Pending(None)));
+    }
+    match b.cursor().bump(layout) {
+        Some(p) => Ok((p, Pending(None))),
         None => b.alloc_slow(layout),
     }
 }
@@ -58,15 +91,31 @@ pub(crate) fn fail(err: AllocError, layout: Option<Layout>) -> ! {
 #[inline(always)]
 pub(crate) fn try_alloc<B: Bump, T: 'static>(b: &B, value: T) -> Result<&mut T, AllocError> {
     if needs_drop::<T>() {
-        let node = try_alloc_layout(b, Layout::new::<DropNode<T>>())?.cast::<DropNode<T>>();
-        // SAFETY: `node` is fresh arena memory for a `DropNode<T>`, owned by
-        // this allocation until the drop list frees it; `T: 'static`, so the
-        // destructor cannot read borrowed data (see `drop_list`).
-        Ok(unsafe { b.drop_list().push(node, value).as_mut() })
+        b.count_alloc();
+        match b.cursor().bump(Layout::new::<DropNode<T>>()) {
+            // SAFETY: `node` is fresh arena memory for a `DropNode<T>`, owned
+            // by this allocation until the drop list frees it; `T: 'static`,
+            // so the destructor cannot read borrowed data (see `drop_list`).
+            Some(node) => Ok(unsafe { b.drop_list().push(node.cast(), value).as_mut() }),
+            None => try_alloc_drop_slow(b, value),
+        }
     } else {
         // SAFETY: `T` has no drop glue, so nothing needs registering.
         unsafe { try_alloc_no_drop(b, value) }
     }
+}
+
+/// The slow path of a value that needs drop: the diagnostics event of a
+/// new chunk is reported only once the value is written and linked.
+#[cold]
+#[inline(never)]
+fn try_alloc_drop_slow<B: Bump, T: 'static>(b: &B, value: T) -> Result<&mut T, AllocError> {
+    let (node, pending) = b.alloc_slow(Layout::new::<DropNode<T>>())?;
+    // SAFETY: as in `try_alloc`.
+    let value = unsafe { b.drop_list().push(node.cast::<DropNode<T>>(), value) };
+    b.report(pending);
+    // SAFETY: the value is initialized and exclusively ours.
+    Ok(unsafe { &mut *value.as_ptr() })
 }
 
 /// Allocates `value` without registering its destructor.
@@ -144,12 +193,13 @@ pub(crate) fn try_alloc_slice_from_iter<B: Bump, T: 'static, I: Iterator<Item = 
         return Ok(unsafe { core::slice::from_raw_parts_mut(p.as_ptr(), len) });
     }
     let (layout, _) = slice_layout::<T>(len).ok_or_else(AllocError::overflow)?;
-    let node = try_alloc_layout(b, layout)?;
+    let (node, pending) = try_alloc_layout_deferred(b, layout)?;
     // SAFETY: `node` is fresh arena memory laid out by `slice_layout::<T>(len)`,
     // owned by this allocation until the drop list frees it. The header is
     // linked before any element exists, so a panic in `items` leaves exactly
     // the written prefix to be dropped.
     let mut fill = unsafe { b.drop_list().push_slice::<T>(node) };
+    b.report(pending);
     for item in items.take(len) {
         // SAFETY: at most `len` elements are pushed into room for `len`.
         unsafe { fill.push(item) };

@@ -1,0 +1,321 @@
+//! [`SyncArena`]: one arena shared by many threads.
+//!
+//! # Why per-thread sub-arenas
+//! A shared bump pointer needs an atomic read-modify-write (or a lock) per
+//! allocation, and every thread then fights over one cache line. Instead,
+//! each thread that allocates gets its own sub-arena (a plain [`Arena`])
+//! inside the `SyncArena`, the design protobuf's C++ arena uses. A
+//! thread-local cache holds `(arena id, sub-arena)` for the last `SyncArena`
+//! the thread used, so the common case is a thread-local load, one
+//! comparison and a plain bump: no atomic RMW, no lock.
+//!
+//! A miss (first use on a thread, or switching between arenas) walks the
+//! arena's list of sub-arenas for the current thread's, and registers a new
+//! one if there is none: a lock-free push onto an append-only list (nothing
+//! is removed before the `SyncArena` is dropped or reset through `&mut`, so
+//! there is no ABA). Ids are unique for the life of the process, so the
+//! cache entry of a dropped `SyncArena` never matches a live one and is
+//! never dereferenced.
+//!
+//! Telemetry (`bytes_allocated`, `stats`) sums the sub-arenas while their
+//! owners keep allocating: the fields read are atomics that only their
+//! owner writes (see `owner_cell`), and the few that change together when a
+//! sub-arena moves to another chunk are read under a seqlock.
+
+use core::alloc::Layout;
+use core::cell::Cell;
+use core::fmt;
+use core::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::thread::{self, ThreadId};
+
+use crate::arena::{next_arena_id, Arena};
+use crate::builder::Config;
+use crate::error::AllocError;
+use crate::scope::Scope;
+use crate::stats::ArenaStats;
+
+/// One thread's sub-arena.
+struct Shard {
+    /// Only ever used by the thread `owner` (through the thread-local cache
+    /// or a list walk that matched `owner`), except for the atomic telemetry
+    /// read by `bytes_allocated_shared` / `stats_shared`, and for `reset`
+    /// and `drop`, which have `&mut SyncArena`.
+    arena: Arena,
+    owner: ThreadId,
+    /// Next older shard; immutable once the shard is published.
+    next: *const Shard,
+}
+
+thread_local! {
+    /// The last `SyncArena` this thread allocated from: its id and this
+    /// thread's shard in it.
+    static LAST: Cell<(u64, *const Shard)> = const { Cell::new((0, ptr::null())) };
+}
+
+/// An arena shared between threads (`Send + Sync`).
+///
+/// Every thread that allocates gets its own sub-arena, so allocation is a
+/// plain bump with no atomic read-modify-write and no lock; see the module
+/// docs. Memory and destructors are released together, by
+/// [`reset`](Self::reset) or when the `SyncArena` is dropped.
+///
+/// ```
+/// use std::sync::Arc;
+/// use arena_b::SyncArena;
+///
+/// let arena = Arc::new(SyncArena::new());
+/// let handles: Vec<_> = (0..4)
+///     .map(|_| {
+///         let arena = Arc::clone(&arena);
+///         std::thread::spawn(move || {
+///             // A scope's references cannot leave it: return the copied `&'static str`.
+///             arena.scope(|scope| *scope.alloc("thread-local data"))
+///         })
+///     })
+///     .collect();
+/// for handle in handles {
+///     assert_eq!(handle.join().unwrap(), "thread-local data");
+/// }
+/// ```
+pub struct SyncArena {
+    id: u64,
+    /// Newest shard first.
+    head: AtomicPtr<Shard>,
+    config: Config,
+}
+
+// SAFETY: a shard's `Arena` is only used by its owner thread (found through
+// the thread-local cache, keyed by this arena's unique id, or by matching
+// `owner`), except for atomic telemetry reads and for `reset`/`drop`, which
+// have exclusive access. Values with destructors are `Send` (the
+// allocation methods require it), so dropping them on any thread is fine.
+unsafe impl Send for SyncArena {}
+// SAFETY: as for `Send`: shared access only ever reaches the calling
+// thread's own shard, plus atomics.
+unsafe impl Sync for SyncArena {}
+
+impl fmt::Debug for SyncArena {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncArena")
+            .field("threads", &self.shards().count())
+            .field("bytes_allocated", &self.bytes_allocated())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SyncArena {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SyncArena {
+    /// An empty shared arena with the default settings. Allocates nothing
+    /// until a thread allocates.
+    pub fn new() -> SyncArena {
+        crate::ArenaBuilder::new().build_sync()
+    }
+
+    pub(crate) fn from_config(config: Config) -> SyncArena {
+        SyncArena {
+            id: next_arena_id(),
+            head: AtomicPtr::new(ptr::null_mut()),
+            config,
+        }
+    }
+
+    /// This thread's sub-arena.
+    #[inline(always)]
+    pub(crate) fn local(&self) -> &Arena {
+        let (id, shard) = LAST.with(Cell::get);
+        if id == self.id {
+            // SAFETY: the cache holds this arena's id, so `shard` is this
+            // thread's shard of this (live: we have `&self`) arena, which
+            // is not freed before the arena is dropped or reset by `&mut`.
+            unsafe { &(*shard).arena }
+        } else {
+            self.local_slow()
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn local_slow(&self) -> &Arena {
+        let me = thread::current().id();
+        let shard = match self.shards().find(|s| s.owner == me) {
+            Some(shard) => shard as *const Shard,
+            None => self.register(me),
+        };
+        LAST.with(|c| c.set((self.id, shard)));
+        // SAFETY: `shard` is a published shard of this arena owned by this
+        // thread; shards live until the arena is dropped or reset by `&mut`.
+        unsafe { &(*shard).arena }
+    }
+
+    /// Publishes a new shard for thread `owner`.
+    fn register(&self, owner: ThreadId) -> *const Shard {
+        let arena = Arena::from_config(self.config.clone(), 0)
+            .expect("arena-b: a sub-arena without a reserve cannot fail to build");
+        let shard = Box::into_raw(Box::new(Shard {
+            arena,
+            owner,
+            next: ptr::null(),
+        }));
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            // SAFETY: `shard` is ours until the CAS below publishes it.
+            unsafe { (*shard).next = head };
+            match self
+                .head
+                .compare_exchange_weak(head, shard, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return shard,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Every published shard, newest first.
+    fn shards(&self) -> impl Iterator<Item = &Shard> {
+        let mut next: *const Shard = self.head.load(Ordering::Acquire);
+        core::iter::from_fn(move || {
+            // SAFETY: published shards are fully initialized before the
+            // Release CAS that made them reachable (paired with the Acquire
+            // loads here), are never modified afterwards except through their
+            // owner's atomics, and live until `&mut self`.
+            let shard = unsafe { next.as_ref()? };
+            next = shard.next;
+            Some(shard)
+        })
+    }
+
+    // ----- allocation ---------------------------------------------------------
+
+    /// Moves `value` into this thread's part of the arena. Dropped when the
+    /// arena is reset or dropped, possibly on another thread (hence `Send`).
+    ///
+    /// ```
+    /// let arena = arena_b::SyncArena::new();
+    /// let v = arena.alloc(vec![1, 2, 3]);
+    /// v.push(4);
+    /// assert_eq!(v.len(), 4);
+    /// ```
+    #[inline(always)]
+    #[track_caller]
+    pub fn alloc<T: Send + 'static>(&self, value: T) -> &mut T {
+        self.local().alloc(value)
+    }
+
+    /// Fallible [`alloc`](Self::alloc).
+    #[inline(always)]
+    pub fn try_alloc<T: Send + 'static>(&self, value: T) -> Result<&mut T, AllocError> {
+        self.local().try_alloc(value)
+    }
+
+    /// Moves `value` into the arena without registering its destructor
+    /// (see [`Arena::alloc_no_drop`]).
+    #[inline(always)]
+    #[track_caller]
+    pub fn alloc_no_drop<T>(&self, value: T) -> &mut T {
+        self.local().alloc_no_drop(value)
+    }
+
+    /// Copies `s` into the arena.
+    #[inline]
+    #[track_caller]
+    pub fn alloc_str(&self, s: &str) -> &mut str {
+        self.local().alloc_str(s)
+    }
+
+    /// Copies a slice of `Copy` values into the arena.
+    #[inline]
+    #[track_caller]
+    pub fn alloc_slice_fast<T: Copy>(&self, src: &[T]) -> &mut [T] {
+        self.local().alloc_slice_fast(src)
+    }
+
+    /// A zero-filled mutable string buffer of `len` bytes.
+    #[track_caller]
+    pub fn alloc_str_uninit(&self, len: usize) -> &mut str {
+        self.local().alloc_str_uninit(len)
+    }
+
+    /// Raw memory for `layout`, valid until the arena is reset or dropped.
+    #[inline]
+    #[track_caller]
+    pub fn alloc_layout(&self, layout: Layout) -> NonNull<u8> {
+        self.local().alloc_layout(layout)
+    }
+
+    /// Fallible [`alloc_layout`](Self::alloc_layout).
+    #[inline]
+    pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.local().try_alloc_layout(layout)
+    }
+
+    /// A scope on this thread's part of the arena: freed when `f` returns
+    /// or unwinds. Many threads may run scopes at once.
+    pub fn scope<R>(&self, f: impl FnOnce(&Scope<'_>) -> R) -> R {
+        self.local().scope(f)
+    }
+
+    /// Frees everything, on every thread's part (destructors run), keeping
+    /// the chunks for reuse.
+    pub fn reset(&mut self) {
+        let mut next = *self.head.get_mut();
+        while !next.is_null() {
+            // SAFETY: `next` came from `Box::into_raw` (mutable provenance) and
+            // is live; `&mut self` means no thread is using any shard.
+            let shard = unsafe { &mut *next };
+            shard.arena.reset();
+            next = shard.next.cast_mut();
+        }
+    }
+
+    /// Bytes allocated, summed over threads. While other threads allocate
+    /// this is a snapshot of each thread's part, not of all at one instant.
+    pub fn bytes_allocated(&self) -> usize {
+        self.shards()
+            .map(|s| s.arena.bytes_allocated_shared())
+            .sum()
+    }
+
+    /// Counters summed over threads (`peak_bytes` sums the threads' peaks:
+    /// an upper bound of the true peak).
+    pub fn stats(&self) -> ArenaStats {
+        self.shards()
+            .map(|s| s.arena.stats_shared())
+            .fold(ArenaStats::default(), |mut sum, s| {
+                sum.bytes_allocated += s.bytes_allocated;
+                sum.capacity += s.capacity;
+                sum.chunks += s.chunks;
+                sum.peak_bytes += s.peak_bytes;
+                sum.rewinds += s.rewinds;
+                sum.resets += s.resets;
+                sum.wasted_tail_bytes += s.wasted_tail_bytes;
+                sum.allocations = match (sum.allocations, s.allocations) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    (a, b) => a.or(b),
+                };
+                sum
+            })
+    }
+
+    /// Number of threads that have allocated from this arena.
+    pub fn threads(&self) -> usize {
+        self.shards().count()
+    }
+}
+
+impl Drop for SyncArena {
+    fn drop(&mut self) {
+        let mut next = *self.head.get_mut();
+        while !next.is_null() {
+            // SAFETY: we own every shard (they were made by `Box::into_raw`
+            // and are freed once, here); `&mut self` excludes other users.
+            let shard = unsafe { Box::from_raw(next) };
+            next = shard.next.cast_mut();
+        }
+    }
+}
