@@ -1,0 +1,44 @@
+//! Runs every example that needs no network, so none of them can rot.
+
+use std::process::Command;
+
+fn run_example(name: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--example", name, "--"])
+        .args(args)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "example {name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+#[test]
+fn parser_expr() {
+    let out = run_example("parser_expr", &["1 + 2 * (3 - 4) / 5"]);
+    assert!(out.contains("value:  0.6"), "{out}");
+    assert!(out.contains("10,000 terms: value 100010000"), "{out}");
+}
+
+#[test]
+fn game_loop() {
+    let out = run_example("game_loop", &["200"]);
+    assert!(out.contains("frames:      200"), "{out}");
+    assert!(out.contains("0 bytes in use after the last frame"), "{out}");
+}
+
+#[test]
+fn string_intern() {
+    let out = run_example("string_intern", &[]);
+    assert!(out.contains("distinct words:  8"), "{out}");
+    assert!(out.contains("100,000 lookups, 1000 distinct"), "{out}");
+}
+
+#[test]
+fn hot_path() {
+    let out = run_example("hot_path", &["3"]);
+    assert!(out.contains("ran 3 round(s)"), "{out}");
+}
