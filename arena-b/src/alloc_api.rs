@@ -134,7 +134,8 @@ unsafe impl Allocator for &Arena {
 // SAFETY: every call is forwarded to `&Arena`'s implementation on the
 // calling thread's sub-arena, which upholds the contract for its own blocks
 // and leaves any other block alone (it only ever resizes its cursor's last
-// block). Sub-arenas live until the `SyncArena` is reset (`&mut`) or dropped.
+// block). Sub-arenas live until the `SyncArena` is dropped, and `reset`
+// needs `&mut SyncArena`, so no `&SyncArena` allocator exists then.
 unsafe impl Allocator for &crate::SyncArena {
     #[inline]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {

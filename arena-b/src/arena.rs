@@ -25,6 +25,8 @@ use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
+
+use smallvec::SmallVec;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::builder::{ArenaBuilder, Config};
@@ -246,7 +248,9 @@ pub struct Arena {
     /// another chunk: a seqlock for readers on other threads
     /// (`bytes_allocated_shared`).
     chunk_seq: OwnerCell,
-    chunks: RefCell<Vec<RawChunk>>,
+    /// Inline for the first few chunks, so a short-lived arena allocates
+    /// nothing but its chunks.
+    chunks: RefCell<SmallVec<[RawChunk; 4]>>,
     history: RewindHistory,
     /// Ticks whenever a checkpoint taken before may have become invalid: on
     /// every rewind and reset, and when a scope takes memory. A checkpoint
@@ -330,7 +334,7 @@ impl Arena {
             current: Cell::new(0),
             used_before: OwnerCell::new(0),
             chunk_seq: OwnerCell::new(0),
-            chunks: RefCell::new(Vec::new()),
+            chunks: RefCell::new(SmallVec::new()),
             history: RewindHistory::new(),
             epoch: Cell::new(0),
             open_scopes: Cell::new(0),
@@ -821,7 +825,7 @@ impl Arena {
     }
 
     fn free_chunks_after(&self, keep_through: usize) {
-        let freed: Vec<RawChunk> = {
+        let freed: SmallVec<[RawChunk; 4]> = {
             let mut chunks = self.chunks.borrow_mut();
             if chunks.len() <= keep_through + 1 {
                 return;
@@ -1315,7 +1319,7 @@ impl Drop for Arena {
     fn drop(&mut self) {
         // SAFETY: the arena is going away; nothing can reference its values.
         unsafe { self.drops.run_until(core::ptr::null_mut()) };
-        // The chunks are freed by the `Vec<RawChunk>` field, also when a
+        // The chunks are freed by the `chunks` field, also when a
         // destructor above panicked.
     }
 }

@@ -33,6 +33,10 @@ impl RawChunk {
     pub(crate) fn allocate(capacity: usize, align: usize) -> Option<RawChunk> {
         debug_assert!(capacity > 0);
         let layout = Layout::from_size_align(capacity, align.max(CHUNK_ALIGN)).ok()?;
+        #[cfg(feature = "thread_local")]
+        if let Some(chunk) = thread_cache::take(layout) {
+            return Some(chunk);
+        }
         // SAFETY: `layout` has a non-zero size (`capacity > 0`).
         let ptr = unsafe { std::alloc::alloc(layout) };
         let chunk = RawChunk {
@@ -88,8 +92,88 @@ impl RawChunk {
 
 impl Drop for RawChunk {
     fn drop(&mut self) {
+        #[cfg(feature = "thread_local")]
+        if thread_cache::give(self.ptr, self.layout) {
+            return;
+        }
         // SAFETY: `ptr` was returned by `std::alloc::alloc(self.layout)` and
         // is freed exactly once, here.
         unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+/// Feature `thread_local`: a bounded per-thread cache of free chunks.
+///
+/// Every arena on a thread takes its chunks from here first and gives them
+/// back here when it frees them (drop, `shrink_to_fit`,
+/// `reset_and_shrink`), so creating, filling and dropping short-lived arenas
+/// in a loop stops calling the system allocator once the cache is warm. The
+/// cache is bounded in count and bytes; chunks beyond it, and chunks freed
+/// while the thread's storage is being torn down, go back to the system.
+#[cfg(feature = "thread_local")]
+mod thread_cache {
+    use core::alloc::Layout;
+    use core::cell::RefCell;
+    use core::ptr::NonNull;
+
+    use super::RawChunk;
+
+    /// Most chunks kept per thread.
+    pub(crate) const MAX_CHUNKS: usize = 16;
+    /// Most bytes kept per thread.
+    pub(crate) const MAX_BYTES: usize = 16 << 20;
+
+    struct Cache {
+        chunks: Vec<RawChunk>,
+        bytes: usize,
+    }
+
+    thread_local! {
+        static CACHE: RefCell<Cache> = const {
+            RefCell::new(Cache { chunks: Vec::new(), bytes: 0 })
+        };
+    }
+
+    /// A cached chunk with exactly this size and at least this alignment.
+    pub(super) fn take(layout: Layout) -> Option<RawChunk> {
+        CACHE
+            .try_with(|cache| {
+                let mut cache = cache.try_borrow_mut().ok()?;
+                let i = cache.chunks.iter().position(|c| {
+                    c.layout.size() == layout.size() && c.layout.align() >= layout.align()
+                })?;
+                let chunk = cache.chunks.swap_remove(i);
+                cache.bytes -= chunk.layout.size();
+                Some(chunk)
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Keeps the chunk `(ptr, layout)` if there is room; returns whether it
+    /// was kept (then the caller must not free it).
+    pub(super) fn give(ptr: NonNull<u8>, layout: Layout) -> bool {
+        CACHE
+            .try_with(|cache| {
+                let Ok(mut cache) = cache.try_borrow_mut() else {
+                    return false;
+                };
+                if cache.chunks.len() >= MAX_CHUNKS || cache.bytes + layout.size() > MAX_BYTES {
+                    return false;
+                }
+                if cache.chunks.capacity() == 0 {
+                    cache.chunks.reserve_exact(MAX_CHUNKS);
+                }
+                cache.bytes += layout.size();
+                // The caller's `RawChunk` is being dropped without freeing, so
+                // this is the chunk's one owner from now on.
+                cache.chunks.push(RawChunk {
+                    ptr,
+                    layout,
+                    used: 0,
+                });
+                true
+            })
+            .unwrap_or(false)
     }
 }

@@ -38,10 +38,16 @@
 //! that own their data: `alloc` asks for `T: Send + 'static`, and borrowing
 //! types use [`Arena::alloc_no_drop`]. See `docs/architecture.md`.
 //!
+//! ## Threads
+//! [`Arena`] is `Send` but not `Sync`. [`SyncArena`] is shared between
+//! threads: each thread allocates from its own sub-arena, found through a
+//! thread-local cache, so allocation needs no atomic read-modify-write.
+//!
 //! ## Features
 //! `stats` counts allocations; `tracing` mirrors diagnostics as `tracing`
-//! events. `virtual_memory`, `thread_local`, `lockfree`, `slab` and `debug`
-//! are declared and arrive with the next release (see the README).
+//! events; `thread_local` keeps a bounded per-thread cache of free chunks
+//! for every arena on the thread. `virtual_memory`, `lockfree`, `slab` and
+//! `debug` are declared and arrive with the next release (see the README).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 // Handing out `&mut T` from `&self` is what an arena is for: every block is

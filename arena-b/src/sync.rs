@@ -12,8 +12,7 @@
 //! A miss (first use on a thread, or switching between arenas) walks the
 //! arena's list of sub-arenas for the current thread's, and registers a new
 //! one if there is none: a lock-free push onto an append-only list (nothing
-//! is removed before the `SyncArena` is dropped or reset through `&mut`, so
-//! there is no ABA). Ids are unique for the life of the process, so the
+//! is removed before the `SyncArena` is dropped, so there is no ABA). Ids are unique for the life of the process, so the
 //! cache entry of a dropped `SyncArena` never matches a live one and is
 //! never dereferenced.
 //!
@@ -88,8 +87,10 @@ pub struct SyncArena {
 // SAFETY: a shard's `Arena` is only used by its owner thread (found through
 // the thread-local cache, keyed by this arena's unique id, or by matching
 // `owner`), except for atomic telemetry reads and for `reset`/`drop`, which
-// have exclusive access. Values with destructors are `Send` (the
-// allocation methods require it), so dropping them on any thread is fine.
+// have exclusive access. The `&Arena` a thread can reach (through a `Scope`
+// it runs, for one) is `!Send`, so it cannot carry the sub-arena to another
+// thread. Values with destructors are `Send` (the allocation methods require
+// it), so dropping them on any thread is fine.
 unsafe impl Send for SyncArena {}
 // SAFETY: as for `Send`: shared access only ever reaches the calling
 // thread's own shard, plus atomics.
@@ -131,8 +132,8 @@ impl SyncArena {
         let (id, shard) = LAST.with(Cell::get);
         if id == self.id {
             // SAFETY: the cache holds this arena's id, so `shard` is this
-            // thread's shard of this (live: we have `&self`) arena, which
-            // is not freed before the arena is dropped or reset by `&mut`.
+            // thread's shard of this (live: we have `&self`) arena; shards
+            // are only freed when the arena is dropped.
             unsafe { &(*shard).arena }
         } else {
             self.local_slow()
@@ -143,13 +144,25 @@ impl SyncArena {
     #[inline(never)]
     fn local_slow(&self) -> &Arena {
         let me = thread::current().id();
-        let shard = match self.shards().find(|s| s.owner == me) {
-            Some(shard) => shard as *const Shard,
-            None => self.register(me),
-        };
+        // Walk raw pointers, not references: the pointer cached below must
+        // keep the provenance of the list itself (from `Box::into_raw`), not
+        // that of a shared reference, which `reset`'s `&mut` access would
+        // invalidate.
+        let mut shard: *const Shard = self.head.load(Ordering::Acquire);
+        // SAFETY: published shards are initialized before the Release CAS
+        // that made them reachable (paired with the Acquire loads), their
+        // `owner` and `next` never change, and they live until the arena is
+        // dropped.
+        while !shard.is_null() && unsafe { (*shard).owner } != me {
+            // SAFETY: as above.
+            shard = unsafe { (*shard).next };
+        }
+        if shard.is_null() {
+            shard = self.register(me);
+        }
         LAST.with(|c| c.set((self.id, shard)));
         // SAFETY: `shard` is a published shard of this arena owned by this
-        // thread; shards live until the arena is dropped or reset by `&mut`.
+        // thread; shards live until the arena is dropped.
         unsafe { &(*shard).arena }
     }
 
@@ -182,8 +195,11 @@ impl SyncArena {
         core::iter::from_fn(move || {
             // SAFETY: published shards are fully initialized before the
             // Release CAS that made them reachable (paired with the Acquire
-            // loads here), are never modified afterwards except through their
-            // owner's atomics, and live until `&mut self`.
+            // loads here) and live until the arena is dropped. Through this
+            // shared reference other threads only read `owner` and `next`
+            // (immutable once published) and the owner-written atomics of the
+            // sub-arena; its other fields are touched only by the owner
+            // thread, or under `&mut SyncArena`.
             let shard = unsafe { next.as_ref()? };
             next = shard.next;
             Some(shard)
@@ -281,8 +297,8 @@ impl SyncArena {
             .sum()
     }
 
-    /// Counters summed over threads (`peak_bytes` sums the threads' peaks:
-    /// an upper bound of the true peak).
+    /// Counters summed over threads (`peak_bytes` is the sum of the
+    /// threads' sampled peaks).
     pub fn stats(&self) -> ArenaStats {
         self.shards()
             .map(|s| s.arena.stats_shared())

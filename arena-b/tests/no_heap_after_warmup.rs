@@ -3,33 +3,43 @@
 //! the system allocator once their chunks exist, and memory stays constant.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arena_b::Arena;
 
 struct Counting;
 
 static CALLS: AtomicUsize = AtomicUsize::new(0);
-static COUNTING: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Counting is per thread: the test harness's own thread may allocate
+    /// meanwhile (for example to print a "running for over 60 seconds" note).
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counting() -> bool {
+    COUNTING.try_with(Cell::get).unwrap_or(false)
+}
 
 // SAFETY: forwards every call to `System` unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counting() {
             CALLS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarded from the caller.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counting() {
             CALLS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarded from the caller.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counting() {
             CALLS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarded from the caller.
@@ -50,16 +60,19 @@ fn iterations() -> usize {
 }
 
 /// Runs `body` once to warm up, then `iterations()` times while counting
-/// system allocator calls. The tests in this file run one at a time (one
-/// test function), so no other thread allocates meanwhile.
-fn system_calls_after_warmup(mut body: impl FnMut(usize)) -> usize {
+/// this thread's system allocator calls.
+fn system_calls_after_warmup(body: impl FnMut(usize)) -> usize {
+    system_calls_after_warmup_n(iterations(), body)
+}
+
+fn system_calls_after_warmup_n(n: usize, mut body: impl FnMut(usize)) -> usize {
     body(0);
     CALLS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    for i in 1..=iterations() {
+    COUNTING.with(|c| c.set(true));
+    for i in 1..=n {
         body(i);
     }
-    COUNTING.store(false, Ordering::SeqCst);
+    COUNTING.with(|c| c.set(false));
     CALLS.load(Ordering::SeqCst)
 }
 
@@ -95,6 +108,31 @@ fn steady_state_loops_never_touch_the_system_allocator() {
     });
     assert_eq!(calls, 0, "scope loop called the system allocator");
     assert_eq!(*kept, 7);
+
+    // Feature `thread_local`: short-lived arenas, created, filled and
+    // dropped, reuse the thread's cached chunks.
+    #[cfg(feature = "thread_local")]
+    {
+        let rounds = if cfg!(miri) { 20 } else { 20_000 };
+        let calls = system_calls_after_warmup_n(rounds, |i| {
+            let arena = Arena::new();
+            for k in 0..3000u64 {
+                arena.alloc(k ^ i as u64);
+            }
+            arena.alloc_str("short-lived");
+            drop(arena);
+        });
+        assert_eq!(calls, 0, "short-lived arenas called the system allocator");
+    }
+    #[cfg(not(feature = "thread_local"))]
+    {
+        // Without the cache every arena asks the system for its chunks.
+        let calls = system_calls_after_warmup(|_| {
+            let arena = Arena::new();
+            arena.alloc(1u64);
+        });
+        assert!(calls > 0);
+    }
 
     // Reset loop.
     let mut arena = Arena::builder().chunk_size(4096).build();

@@ -287,3 +287,17 @@ fn builder_settings() {
         "the limit applies per thread"
     );
 }
+
+#[test]
+fn alternate_arenas_then_reset_then_allocate() {
+    // Regression (Stacked Borrows): the cached sub-arena pointer must stay
+    // valid across `reset`'s `&mut` access.
+    let mut x = SyncArena::new();
+    let y = SyncArena::new();
+    x.alloc(1u32);
+    y.alloc(1u32);
+    x.alloc(2u32); // found by walking the list, then cached
+    x.reset();
+    assert_eq!(*x.alloc(3u32), 3);
+    assert_eq!(x.threads(), 1);
+}
