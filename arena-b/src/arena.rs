@@ -273,8 +273,9 @@ pub struct Arena {
 // destructor, which may run on the thread the arena is moved to, are
 // `Send` (every drop-registering method of `Arena` requires it; `Scope`
 // values are dropped before the scope's borrow of the arena ends). All raw
-// pointers point into chunks owned by this arena. There is no thread-local
-// state.
+// pointers point into chunks owned by this arena. The only thread-local
+// state is the optional chunk cache (feature `thread_local`), which owns the
+// chunks it holds outright; freeing a chunk from any thread is fine.
 unsafe impl Send for Arena {}
 
 impl fmt::Debug for Arena {

@@ -2,9 +2,10 @@
 //!
 //! This module and [`crate::cursor`] hold the pointer arithmetic of the crate.
 //! A [`RawChunk`] owns one allocation of `capacity` bytes aligned to `align`;
-//! the arena keeps its chunks in a `Vec` ordered by use (see
+//! the arena keeps its chunks in a list ordered by use (see
 //! `docs/architecture.md`): chunks `0..=current` hold live data, the rest are
-//! empty and kept for reuse.
+//! empty and kept for reuse. With feature `thread_local`, freed chunks go to
+//! a bounded per-thread cache first.
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -38,18 +39,21 @@ impl RawChunk {
             return Some(chunk);
         }
         // SAFETY: `layout` has a non-zero size (`capacity > 0`).
-        let ptr = unsafe { std::alloc::alloc(layout) };
-        let chunk = RawChunk {
-            ptr: NonNull::new(ptr)?,
-            layout,
-            used: 0,
-        };
+        let ptr = NonNull::new(unsafe { std::alloc::alloc(layout) })?;
         // Never happens on real systems (the top of the address space is the
-        // kernel's), but the cursor's overflow argument relies on it.
-        if chunk.end().addr() > usize::MAX - 2 * FAST_SIZE {
+        // kernel's), but the cursor's overflow argument relies on it. The
+        // check comes before a `RawChunk` exists, so a rejected block is
+        // freed here and can never reach the thread-local cache.
+        if ptr.as_ptr().addr() > usize::MAX - 2 * FAST_SIZE - layout.size() {
+            // SAFETY: `ptr` was just allocated with `layout` and is unused.
+            unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
             return None;
         }
-        Some(chunk)
+        Some(RawChunk {
+            ptr,
+            layout,
+            used: 0,
+        })
     }
 
     /// First byte of the chunk.
@@ -161,8 +165,10 @@ mod thread_cache {
                 if cache.chunks.len() >= MAX_CHUNKS || cache.bytes + layout.size() > MAX_BYTES {
                     return false;
                 }
-                if cache.chunks.capacity() == 0 {
-                    cache.chunks.reserve_exact(MAX_CHUNKS);
+                if cache.chunks.capacity() == 0
+                    && cache.chunks.try_reserve_exact(MAX_CHUNKS).is_err()
+                {
+                    return false;
                 }
                 cache.bytes += layout.size();
                 // The caller's `RawChunk` is being dropped without freeing, so
