@@ -46,8 +46,9 @@
 //! ## Features
 //! `stats` counts allocations; `tracing` mirrors diagnostics as `tracing`
 //! events; `thread_local` keeps a bounded per-thread cache of free chunks
-//! for every arena on the thread. `virtual_memory`, `lockfree`, `slab` and
-//! `debug` are declared and arrive with the next release (see the README).
+//! for every arena on the thread; `lockfree` adds `LockFreePool`, a bounded
+//! lock-free object pool. `virtual_memory`, `slab` and `debug` are declared
+//! and arrive with the next release (see the README).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 // Handing out `&mut T` from `&self` is what an arena is for: every block is
@@ -61,6 +62,8 @@ mod chunk;
 mod cursor;
 mod drop_list;
 mod error;
+#[cfg(feature = "lockfree")]
+mod lockfree;
 mod owner_cell;
 mod scope;
 mod stats;
@@ -76,6 +79,8 @@ pub use allocator_api2;
 pub use arena::{Arena, Checkpoint};
 pub use builder::{ArenaBuilder, ThreadSafety, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CHUNK_SIZE};
 pub use error::{AllocError, AllocErrorKind, BuildError};
+#[cfg(feature = "lockfree")]
+pub use lockfree::{LockFreePool, LockFreeStats, Pooled};
 pub use scope::Scope;
 pub use stats::{ArenaStats, ChunkUsage, DiagnosticEvent};
 pub use sync::SyncArena;
