@@ -3,8 +3,14 @@
 use std::process::Command;
 
 fn run_example(name: &str, args: &[&str]) -> String {
+    run_example_with(name, &[], args)
+}
+
+fn run_example_with(name: &str, cargo_args: &[&str], args: &[&str]) -> String {
     let out = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--example", name, "--"])
+        .args(["run", "--quiet", "--example", name])
+        .args(cargo_args)
+        .arg("--")
         .args(args)
         .output()
         .expect("cargo runs");
@@ -41,4 +47,11 @@ fn string_intern() {
 fn hot_path() {
     let out = run_example("hot_path", &["3"]);
     assert!(out.contains("ran 3 round(s)"), "{out}");
+}
+
+#[test]
+fn graph_pool() {
+    let out = run_example_with("graph_pool", &["--features", "lockfree"], &[]);
+    assert!(out.contains("searches:    200"), "{out}");
+    assert!(out.contains("hit rate"), "{out}");
 }

@@ -272,6 +272,13 @@ impl Bump for Scope<'_> {
         Ok((block, pending))
     }
 
+    /// Scope allocations count in the arena's `stats` too.
+    #[cfg(feature = "stats")]
+    #[inline(always)]
+    fn count_alloc(&self) {
+        self.arena.count_alloc();
+    }
+
     #[inline(always)]
     fn report(&self, pending: Pending) {
         if pending.0.is_some() {

@@ -713,6 +713,18 @@ fn telemetry() {
     assert_eq!(usage[1].used, 1020);
     #[cfg(feature = "stats")]
     assert_eq!(stats.allocations, Some(3));
+    #[cfg(feature = "stats")]
+    {
+        arena.scope(|s| {
+            s.alloc(1u8);
+            s.alloc(2u8);
+        });
+        assert_eq!(
+            arena.stats().allocations,
+            Some(5),
+            "scope allocations count too"
+        );
+    }
     #[cfg(not(feature = "stats"))]
     assert_eq!(stats.allocations, None);
     let cloned = stats.clone();
