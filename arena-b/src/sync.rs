@@ -25,8 +25,22 @@ use core::alloc::Layout;
 use core::cell::Cell;
 use core::fmt;
 use core::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, Ordering};
-use std::thread::{self, ThreadId};
+use core::sync::atomic::Ordering;
+
+// Under `--cfg loom` the shard list, the thread-local cache and thread ids
+// come from loom, so `tests/loom_sync.rs` explores every interleaving of
+// registration (`scripts/loom`).
+#[cfg(loom)]
+use loom::{
+    sync::atomic::AtomicPtr,
+    thread::{self, ThreadId},
+    thread_local,
+};
+#[cfg(not(loom))]
+use std::{
+    sync::atomic::AtomicPtr,
+    thread::{self, ThreadId},
+};
 
 use crate::arena::{next_arena_id, Arena};
 use crate::builder::Config;
@@ -46,10 +60,16 @@ struct Shard {
     next: *const Shard,
 }
 
+#[cfg(not(loom))]
 thread_local! {
     /// The last `SyncArena` this thread allocated from: its id and this
     /// thread's shard in it.
     static LAST: Cell<(u64, *const Shard)> = const { Cell::new((0, ptr::null())) };
+}
+
+#[cfg(loom)]
+thread_local! {
+    static LAST: Cell<(u64, *const Shard)> = Cell::new((0, ptr::null()));
 }
 
 /// An arena shared between threads (`Send + Sync`).
@@ -279,7 +299,7 @@ impl SyncArena {
     /// Frees everything, on every thread's part (destructors run), keeping
     /// the chunks for reuse.
     pub fn reset(&mut self) {
-        let mut next = *self.head.get_mut();
+        let mut next = self.head.load(Ordering::Acquire);
         while !next.is_null() {
             // SAFETY: `next` came from `Box::into_raw` (mutable provenance) and
             // is live; `&mut self` means no thread is using any shard.
@@ -326,7 +346,7 @@ impl SyncArena {
 
 impl Drop for SyncArena {
     fn drop(&mut self) {
-        let mut next = *self.head.get_mut();
+        let mut next = self.head.load(Ordering::Acquire);
         while !next.is_null() {
             // SAFETY: we own every shard (they were made by `Box::into_raw`
             // and are freed once, here); `&mut self` excludes other users.
