@@ -75,6 +75,16 @@ mod typed;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+/// `docs/guide.md`'s code blocks, compiled and run as doctests.
+#[doc = include_str!("../../docs/guide.md")]
+#[cfg(doctest)]
+pub struct GuideDoctests;
+
+/// `docs/advanced.md`'s code blocks, compiled and run as doctests.
+#[doc = include_str!("../../docs/advanced.md")]
+#[cfg(doctest)]
+pub struct AdvancedDoctests;
+
 pub use allocator_api2;
 pub use arena::{Arena, Checkpoint};
 pub use builder::{ArenaBuilder, ThreadSafety, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CHUNK_SIZE};
