@@ -668,7 +668,7 @@ impl Arena {
         self.move_to(checkpoint.pos);
         self.record_rewind(self.pos());
         #[cfg(feature = "stats")]
-        self.counters.rewinds.set(self.counters.rewinds.get() + 1);
+        self.counters.rewinds.add(1);
     }
 
     /// Runs the destructors linked after `mark` for a rewind to `target`.
@@ -792,7 +792,7 @@ impl Arena {
         unsafe { self.drops.run_until(core::ptr::null_mut()) };
         self.move_to(Pos::ZERO);
         self.record_rewind(self.pos());
-        self.counters.resets.set(self.counters.resets.get() + 1);
+        self.counters.resets.add(1);
     }
 
     /// [`reset`](Self::reset), then gives every chunk but the first back to
@@ -1136,7 +1136,7 @@ impl Arena {
         self.note_peak();
         self.move_to(pos);
         self.record_rewind(pos);
-        self.counters.rewinds.set(self.counters.rewinds.get() + 1);
+        self.counters.rewinds.add(1);
     }
 
     /// Takes the whole free window of the current chunk, first moving to a
@@ -1310,9 +1310,7 @@ impl Bump for Arena {
     #[cfg(feature = "stats")]
     #[inline(always)]
     fn count_alloc(&self) {
-        self.counters
-            .allocations
-            .set(self.counters.allocations.get() + 1);
+        self.counters.allocations.add(1);
     }
 }
 

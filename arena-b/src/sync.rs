@@ -57,7 +57,7 @@ struct Shard {
     arena: Arena,
     owner: ThreadId,
     /// Next older shard; immutable once the shard is published.
-    next: *const Shard,
+    next: *mut Shard,
 }
 
 #[cfg(not(loom))]
@@ -164,22 +164,16 @@ impl SyncArena {
     #[inline(never)]
     fn local_slow(&self) -> &Arena {
         let me = thread::current().id();
-        // Walk raw pointers, not references: the pointer cached below must
-        // keep the provenance of the list itself (from `Box::into_raw`), not
-        // that of a shared reference, which `reset`'s `&mut` access would
-        // invalidate.
-        let mut shard: *const Shard = self.head.load(Ordering::Acquire);
-        // SAFETY: published shards are initialized before the Release CAS
-        // that made them reachable (paired with the Acquire loads), their
-        // `owner` and `next` never change, and they live until the arena is
-        // dropped.
-        while !shard.is_null() && unsafe { (*shard).owner } != me {
-            // SAFETY: as above.
-            shard = unsafe { (*shard).next };
-        }
-        if shard.is_null() {
-            shard = self.register(me);
-        }
+        // Compare owners through raw pointers, not references: the pointer
+        // cached below must keep the provenance of the list itself (from
+        // `Box::into_raw`), not that of a shared reference, which `reset`'s
+        // access through that provenance would invalidate.
+        let shard = self
+            .shard_ptrs()
+            // SAFETY: `owner` of a published shard never changes (see
+            // `shard_ptrs`).
+            .find(|&p| unsafe { (*p).owner } == me)
+            .unwrap_or_else(|| self.register(me));
         LAST.with(|c| c.set((self.id, shard)));
         // SAFETY: `shard` is a published shard of this arena owned by this
         // thread; shards live until the arena is dropped.
@@ -187,13 +181,13 @@ impl SyncArena {
     }
 
     /// Publishes a new shard for thread `owner`.
-    fn register(&self, owner: ThreadId) -> *const Shard {
+    fn register(&self, owner: ThreadId) -> *mut Shard {
         let arena = Arena::from_config(self.config.clone(), 0)
             .expect("arena-b: a sub-arena without a reserve cannot fail to build");
         let shard = Box::into_raw(Box::new(Shard {
             arena,
             owner,
-            next: ptr::null(),
+            next: ptr::null_mut(),
         }));
         let mut head = self.head.load(Ordering::Acquire);
         loop {
@@ -209,21 +203,34 @@ impl SyncArena {
         }
     }
 
-    /// Every published shard, newest first.
-    fn shards(&self) -> impl Iterator<Item = &Shard> {
-        let mut next: *const Shard = self.head.load(Ordering::Acquire);
+    /// Pointers to every published shard, newest first, with the
+    /// provenance of `Box::into_raw`. Each shard's `next` is read before the
+    /// shard is yielded, so the caller may free it (`drop`).
+    ///
+    /// Published shards are fully initialized before the Release CAS that
+    /// made them reachable (paired with the Acquire loads here), their
+    /// `owner` and `next` never change, and they live until the arena is
+    /// dropped.
+    fn shard_ptrs(&self) -> impl Iterator<Item = *mut Shard> {
+        let mut next = self.head.load(Ordering::Acquire);
         core::iter::from_fn(move || {
-            // SAFETY: published shards are fully initialized before the
-            // Release CAS that made them reachable (paired with the Acquire
-            // loads here) and live until the arena is dropped. Through this
-            // shared reference other threads only read `owner` and `next`
-            // (immutable once published) and the owner-written atomics of the
-            // sub-arena; its other fields are touched only by the owner
-            // thread, or under `&mut SyncArena`.
-            let shard = unsafe { next.as_ref()? };
-            next = shard.next;
+            let shard = next;
+            if shard.is_null() {
+                return None;
+            }
+            // SAFETY: `shard` is published and live (see above).
+            next = unsafe { (*shard).next };
             Some(shard)
         })
+    }
+
+    /// Every published shard, newest first.
+    fn shards(&self) -> impl Iterator<Item = &Shard> {
+        // SAFETY: see `shard_ptrs`. Through this shared reference other
+        // threads only read `owner` and `next` and the owner-written atomics
+        // of the sub-arena; its other fields are touched only by the owner
+        // thread, or under `&mut SyncArena`.
+        self.shard_ptrs().map(|p| unsafe { &*p })
     }
 
     // ----- allocation ---------------------------------------------------------
@@ -299,13 +306,10 @@ impl SyncArena {
     /// Frees everything, on every thread's part (destructors run), keeping
     /// the chunks for reuse.
     pub fn reset(&mut self) {
-        let mut next = self.head.load(Ordering::Acquire);
-        while !next.is_null() {
-            // SAFETY: `next` came from `Box::into_raw` (mutable provenance) and
-            // is live; `&mut self` means no thread is using any shard.
-            let shard = unsafe { &mut *next };
-            shard.arena.reset();
-            next = shard.next.cast_mut();
+        for shard in self.shard_ptrs() {
+            // SAFETY: `shard` came from `Box::into_raw` (mutable provenance)
+            // and is live; `&mut self` means no thread is using any shard.
+            unsafe { (*shard).arena.reset() };
         }
     }
 
@@ -346,12 +350,11 @@ impl SyncArena {
 
 impl Drop for SyncArena {
     fn drop(&mut self) {
-        let mut next = self.head.load(Ordering::Acquire);
-        while !next.is_null() {
-            // SAFETY: we own every shard (they were made by `Box::into_raw`
-            // and are freed once, here); `&mut self` excludes other users.
-            let shard = unsafe { Box::from_raw(next) };
-            next = shard.next.cast_mut();
+        for shard in self.shard_ptrs() {
+            // SAFETY: we own every shard (made by `Box::into_raw`, freed once,
+            // here, after `shard_ptrs` has read its `next`); `&mut self`
+            // excludes other users.
+            drop(unsafe { Box::from_raw(shard) });
         }
     }
 }
