@@ -842,6 +842,7 @@ impl Arena {
             .set(self.counters.capacity.get() - bytes);
         let count = freed.len();
         drop(freed);
+        self.give_back_shared(bytes);
         report(
             self.config.sink.as_ref(),
             DiagnosticEvent::ChunksFreed { count, bytes },
@@ -940,6 +941,11 @@ impl Arena {
                 },
             })
             .collect()
+    }
+
+    /// [`capacity`](Self::capacity) for a reader on another thread.
+    pub(crate) fn capacity_shared(&self) -> usize {
+        self.counters.capacity.get()
     }
 
     /// A snapshot of the arena's counters.
@@ -1274,7 +1280,31 @@ impl Arena {
                 }
             }
         }
-        RawChunk::allocate(capacity, layout.align()).ok_or_else(|| oom(capacity))
+        if let Some(shared) = &self.config.shared_limit {
+            if !shared.try_take(capacity) {
+                capacity = round(needed.max(1)).ok_or_else(|| oom(needed))?;
+                if !shared.try_take(capacity) {
+                    return Err((
+                        AllocError::new(AllocErrorKind::LimitExceeded, needed),
+                        DiagnosticEvent::LimitReached {
+                            requested: needed,
+                            limit: shared.limit,
+                        },
+                    ));
+                }
+            }
+        }
+        RawChunk::allocate(capacity, layout.align()).ok_or_else(|| {
+            self.give_back_shared(capacity);
+            oom(capacity)
+        })
+    }
+
+    /// Returns chunk bytes to the limit shared with other arenas, if any.
+    fn give_back_shared(&self, bytes: usize) {
+        if let Some(shared) = &self.config.shared_limit {
+            shared.give_back(bytes);
+        }
     }
 }
 
@@ -1320,5 +1350,6 @@ impl Drop for Arena {
         unsafe { self.drops.run_until(core::ptr::null_mut()) };
         // The chunks are freed by the `chunks` field, also when a
         // destructor above panicked.
+        self.give_back_shared(self.counters.capacity.get());
     }
 }

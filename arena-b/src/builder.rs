@@ -1,6 +1,7 @@
 //! [`ArenaBuilder`]: declarative arena configuration.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::arena::Arena;
@@ -33,7 +34,40 @@ pub(crate) struct Config {
     pub(crate) chunk_size: usize,
     pub(crate) max_chunk_size: usize,
     pub(crate) allocation_limit: Option<usize>,
+    /// A limit shared by several arenas (the per-thread parts of a
+    /// `SyncArena`): chunk bytes are taken from it before a chunk is
+    /// allocated and given back when the chunk is freed.
+    pub(crate) shared_limit: Option<Arc<SharedLimit>>,
     pub(crate) sink: Option<Sink>,
+}
+
+/// Chunk bytes that a group of arenas may own together.
+#[derive(Debug)]
+pub(crate) struct SharedLimit {
+    pub(crate) limit: usize,
+    used: AtomicUsize,
+}
+
+impl SharedLimit {
+    pub(crate) fn new(limit: usize) -> Self {
+        SharedLimit {
+            limit,
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// Takes `bytes` if they fit under the limit.
+    pub(crate) fn try_take(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes).filter(|&n| n <= self.limit)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn give_back(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for Config {
@@ -185,7 +219,7 @@ impl ArenaBuilder {
 
     /// Checks the settings and builds a [`SyncArena`] (every thread that
     /// allocates gets a sub-arena with these settings; `allocation_limit`
-    /// applies per thread).
+    /// bounds the chunks of all threads together).
     ///
     /// ```
     /// let arena = arena_b::Arena::builder().chunk_size(64 * 1024).try_build_sync().unwrap();
@@ -253,6 +287,7 @@ impl ArenaBuilder {
             chunk_size: self.chunk_size,
             max_chunk_size,
             allocation_limit: self.allocation_limit,
+            shared_limit: None,
             sink: self.sink,
         })
     }

@@ -43,7 +43,7 @@ use std::{
 };
 
 use crate::arena::{next_arena_id, Arena};
-use crate::builder::Config;
+use crate::builder::{Config, SharedLimit};
 use crate::error::AllocError;
 use crate::scope::Scope;
 use crate::stats::ArenaStats;
@@ -138,7 +138,11 @@ impl SyncArena {
         crate::ArenaBuilder::new().build_sync()
     }
 
-    pub(crate) fn from_config(config: Config) -> SyncArena {
+    pub(crate) fn from_config(mut config: Config) -> SyncArena {
+        // The limit bounds all threads' parts together, not each one.
+        if let Some(limit) = config.allocation_limit.take() {
+            config.shared_limit = Some(std::sync::Arc::new(SharedLimit::new(limit)));
+        }
         SyncArena {
             id: next_arena_id(),
             head: AtomicPtr::new(ptr::null_mut()),
@@ -313,6 +317,51 @@ impl SyncArena {
         }
     }
 
+    /// Frees everything, like [`reset`](Self::reset), and gives every
+    /// chunk back to the system, forgetting the per-thread parts too
+    /// (those of threads that have exited would otherwise stay until the
+    /// arena is dropped). What a pool does before keeping an arena that grew
+    /// large.
+    ///
+    /// ```
+    /// let mut arena = arena_b::SyncArena::new();
+    /// arena.alloc_slice_fast(&[0u8; 100_000]);
+    /// arena.reset_and_shrink();
+    /// assert_eq!((arena.capacity(), arena.threads()), (0, 0));
+    /// arena.alloc(1u8);
+    /// ```
+    pub fn reset_and_shrink(&mut self) {
+        self.free_shards();
+        // Threads' caches may still hold the old id with a pointer to a
+        // freed part: a fresh id makes them miss.
+        self.id = next_arena_id();
+    }
+
+    /// Drops every part (running destructors) and empties the list.
+    fn free_shards(&mut self) {
+        let mut shards = self.shard_ptrs();
+        // Unlink first: if a destructor panics, the rest are leaked, never
+        // freed twice.
+        self.head.store(ptr::null_mut(), Ordering::Relaxed);
+        for shard in &mut shards {
+            // SAFETY: we own every shard (made by `Box::into_raw`, freed
+            // once, here, after `shard_ptrs` has read its `next`); `&mut
+            // self` excludes other users, and the list no longer holds it.
+            drop(unsafe { Box::from_raw(shard) });
+        }
+    }
+
+    /// Bytes of the chunks owned by all threads' parts.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::builder().chunk_size(4096).build_sync();
+    /// arena.alloc(1u8);
+    /// assert_eq!(arena.capacity(), 4096);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.shards().map(|s| s.arena.capacity_shared()).sum()
+    }
+
     /// Bytes allocated, summed over threads. While other threads allocate
     /// this is a snapshot of each thread's part, not of all at one instant.
     pub fn bytes_allocated(&self) -> usize {
@@ -350,11 +399,6 @@ impl SyncArena {
 
 impl Drop for SyncArena {
     fn drop(&mut self) {
-        for shard in self.shard_ptrs() {
-            // SAFETY: we own every shard (made by `Box::into_raw`, freed once,
-            // here, after `shard_ptrs` has read its `next`); `&mut self`
-            // excludes other users.
-            drop(unsafe { Box::from_raw(shard) });
-        }
+        self.free_shards();
     }
 }

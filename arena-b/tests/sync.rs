@@ -284,8 +284,41 @@ fn builder_settings() {
         .build_sync();
     assert!(
         arena.try_alloc([0u8; 8192]).is_err(),
-        "the limit applies per thread"
+        "a single allocation over the limit fails"
     );
+}
+
+#[test]
+fn allocation_limit_bounds_all_threads_together() {
+    let mut arena = Arena::builder()
+        .chunk_size(4096)
+        .allocation_limit(3 * 4096)
+        .build_sync();
+    // Each thread fills its own chunks until the shared limit refuses.
+    let served: usize = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0;
+                    while arena.try_alloc_layout(std::alloc::Layout::new::<[u8; 1024]>()).is_ok() {
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    assert!(arena.capacity() <= 3 * 4096, "capacity {}", arena.capacity());
+    assert!(served <= 12, "served {served} KiB under a 12 KiB limit");
+    // Shrinking gives the bytes back to the limit, and forgets the parts of
+    // the threads that exited.
+    arena.reset_and_shrink();
+    assert_eq!((arena.capacity(), arena.threads()), (0, 0));
+    for _ in 0..12 {
+        arena.alloc_layout(std::alloc::Layout::new::<[u8; 1024]>());
+    }
+    assert_eq!(arena.threads(), 1);
 }
 
 #[test]
@@ -300,4 +333,23 @@ fn alternate_arenas_then_reset_then_allocate() {
     x.reset();
     assert_eq!(*x.alloc(3u32), 3);
     assert_eq!(x.threads(), 1);
+}
+
+#[test]
+fn reset_and_shrink_then_allocate_on_a_thread_with_a_cached_part() {
+    // The thread's cache points at a part that `reset_and_shrink` frees:
+    // the arena's fresh id must make it miss.
+    let mut arena = SyncArena::new();
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    struct Count(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    arena.alloc(Count(dropped.clone()));
+    arena.reset_and_shrink();
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(*arena.alloc(7u64), 7);
+    assert_eq!(arena.threads(), 1);
 }
