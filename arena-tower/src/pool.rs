@@ -1,0 +1,285 @@
+//! The arena pool: one bounded lock-free queue per shard, shards picked by
+//! thread.
+//!
+//! # Why shards by thread
+//! A lease and a release must not take a global lock, and under load they
+//! should not even share a cache line. Each thread is given a shard index
+//! the first time it leases or releases (round-robin over the threads that
+//! show up, modulo the shard count), so the tokio workers of a runtime with
+//! as many workers as there are shards each get their own shard. tokio's own
+//! `worker_index()` would fit better but needs `--cfg tokio_unstable`.
+//!
+//! A shard is a `crossbeam_queue::ArrayQueue` (lock-free, bounded by
+//! `retained_per_shard`) plus its own counters. A lease pops from the
+//! current thread's shard and, when that is empty, steals from the others
+//! before it builds a new arena: a request often ends on another worker than
+//! the one it started on, so arenas drift between shards. A release pushes
+//! to the current thread's shard and drops the arena when the shard is full.
+//!
+//! Counters are per shard and summed by [`PoolStats`]: a lease counts on the
+//! leasing thread's shard and a release on the releasing thread's, so one
+//! shard's `in_flight` can be negative while the sum is right.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arena_b::{ArenaBuilder, SyncArena};
+use crossbeam_queue::ArrayQueue;
+
+use crate::handle::RequestArena;
+use crate::lease::Lease;
+
+/// The settings of an [`ArenaLayer`](crate::ArenaLayer)'s pool.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) chunk_size: usize,
+    pub(crate) max_request_bytes: Option<usize>,
+    pub(crate) retained_per_shard: usize,
+    pub(crate) max_retained_arena_bytes: usize,
+    pub(crate) record_span_fields: bool,
+    pub(crate) shards: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            chunk_size: crate::layer::DEFAULT_CHUNK_SIZE,
+            max_request_bytes: None,
+            retained_per_shard: crate::layer::DEFAULT_RETAINED_PER_SHARD,
+            max_retained_arena_bytes: crate::layer::DEFAULT_MAX_RETAINED_ARENA_BYTES,
+            record_span_fields: true,
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// A pooled arena and its capacity when it was pooled.
+struct Idle {
+    arena: SyncArena,
+    capacity: usize,
+}
+
+/// One shard: the queue and its counters, on their own cache lines.
+#[repr(align(128))]
+struct Shard {
+    idle: ArrayQueue<Idle>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    in_flight: AtomicIsize,
+    retained_bytes: AtomicUsize,
+}
+
+pub(crate) struct Pool {
+    pub(crate) config: Config,
+    shards: Box<[Shard]>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+thread_local! {
+    /// This thread's shard index, before the modulo (`usize::MAX`: not yet
+    /// assigned).
+    static THREAD_SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+#[inline]
+fn thread_slot() -> usize {
+    THREAD_SLOT
+        .try_with(|slot| {
+            let v = slot.get();
+            if v != usize::MAX {
+                return v;
+            }
+            let v = NEXT_SLOT.fetch_add(1, Ordering::Relaxed) & (usize::MAX >> 1);
+            slot.set(v);
+            v
+        })
+        // During thread teardown the thread-local may be gone.
+        .unwrap_or(0)
+}
+
+impl Pool {
+    /// Builds the pool, checking the arena settings once so that a bad
+    /// setting panics here rather than on the first request.
+    #[track_caller]
+    pub(crate) fn new(config: Config) -> Pool {
+        assert!(
+            config.shards > 0,
+            "arena-tower: the pool needs at least one shard"
+        );
+        if let Err(e) = Self::builder(&config).try_build_sync() {
+            panic!("arena-tower: invalid arena settings: {e}");
+        }
+        let shards = (0..config.shards)
+            .map(|_| Shard {
+                // ArrayQueue needs a capacity of at least 1; a zero
+                // `retained_per_shard` is handled in `release`.
+                idle: ArrayQueue::new(config.retained_per_shard.max(1)),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+                in_flight: AtomicIsize::new(0),
+                retained_bytes: AtomicUsize::new(0),
+            })
+            .collect();
+        Pool { config, shards }
+    }
+
+    fn builder(config: &Config) -> ArenaBuilder {
+        let builder = ArenaBuilder::new().chunk_size(config.chunk_size);
+        match config.max_request_bytes {
+            Some(limit) => builder.allocation_limit(limit),
+            None => builder,
+        }
+    }
+
+    #[inline]
+    fn local(&self) -> (usize, &Shard) {
+        let i = thread_slot() % self.shards.len();
+        (i, &self.shards[i])
+    }
+
+    /// Leases an arena for one request.
+    pub(crate) fn lease(self: &Arc<Self>, span: tracing::Span) -> RequestArena {
+        let (home, shard) = self.local();
+        shard.in_flight.fetch_add(1, Ordering::Relaxed);
+        let found = shard.idle.pop().map(|idle| (shard, idle)).or_else(|| {
+            // Steal: the arenas of requests that ended on other threads.
+            let n = self.shards.len();
+            (1..n).find_map(|k| {
+                let other = &self.shards[(home + k) % n];
+                other.idle.pop().map(|idle| (other, idle))
+            })
+        });
+        let (arena, hit) = match found {
+            Some((from, idle)) => {
+                from.retained_bytes
+                    .fetch_sub(idle.capacity, Ordering::Relaxed);
+                shard.hits.fetch_add(1, Ordering::Relaxed);
+                (idle.arena, true)
+            }
+            None => {
+                shard.misses.fetch_add(1, Ordering::Relaxed);
+                // Checked in `new`.
+                (Self::builder(&self.config).build_sync(), false)
+            }
+        };
+        RequestArena::new(Lease::new(arena, Arc::clone(self), span, hit))
+    }
+
+    /// Resets `arena` (destructors run) and pools it, or drops it. Called by
+    /// the last handle's drop.
+    pub(crate) fn release(&self, arena: SyncArena, capacity: usize) {
+        let (_, shard) = self.local();
+        // Counted when this returns, even if a destructor run by `reset`
+        // panics, so `in_flight` always comes back to zero.
+        struct Done<'a>(&'a AtomicIsize);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Release);
+            }
+        }
+        let _done = Done(&shard.in_flight);
+
+        let mut arena = arena;
+        let max = self.config.max_retained_arena_bytes;
+        if self.config.retained_per_shard == 0 || shard.idle.is_full() {
+            return; // dropped: frees everything, destructors run
+        }
+        let capacity = if capacity > max {
+            arena.reset_and_shrink();
+            let after = arena.capacity();
+            if after > max {
+                return; // cannot happen with today's arena-b (it frees every chunk)
+            }
+            after
+        } else {
+            arena.reset();
+            capacity
+        };
+        // Count before the push, so a concurrent pop never subtracts first.
+        shard.retained_bytes.fetch_add(capacity, Ordering::Relaxed);
+        if let Err(idle) = shard.idle.push(Idle { arena, capacity }) {
+            shard.retained_bytes.fetch_sub(capacity, Ordering::Relaxed);
+            drop(idle);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        let mut stats = PoolStats {
+            leases: 0,
+            hits: 0,
+            misses: 0,
+            in_flight: 0,
+            retained_arenas: 0,
+            retained_bytes: 0,
+            retained_bytes_cap: self
+                .shards
+                .len()
+                .saturating_mul(self.config.retained_per_shard)
+                .saturating_mul(self.config.max_retained_arena_bytes),
+            shards: self.shards.len(),
+        };
+        let mut in_flight: isize = 0;
+        for shard in self.shards.iter() {
+            let hits = shard.hits.load(Ordering::Relaxed);
+            let misses = shard.misses.load(Ordering::Relaxed);
+            stats.hits += hits;
+            stats.misses += misses;
+            stats.leases += hits + misses;
+            in_flight = in_flight.wrapping_add(shard.in_flight.load(Ordering::Acquire));
+            stats.retained_arenas += shard.idle.len();
+            stats.retained_bytes += shard.retained_bytes.load(Ordering::Relaxed);
+        }
+        stats.in_flight = usize::try_from(in_flight).unwrap_or(0);
+        stats
+    }
+}
+
+/// Counters of an [`ArenaLayer`](crate::ArenaLayer)'s pool, from
+/// [`ArenaLayer::pool_stats`](crate::ArenaLayer::pool_stats).
+///
+/// The counters are summed over the shards without a lock, so while
+/// requests run they are a snapshot of each shard, not of all at one
+/// instant.
+///
+/// ```
+/// use arena_tower::ArenaLayer;
+///
+/// let layer = ArenaLayer::new();
+/// let stats = layer.pool_stats();
+/// assert_eq!(stats.leases, 0);
+/// assert_eq!(stats.in_flight, 0);
+/// assert!(stats.retained_bytes <= stats.retained_bytes_cap);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Arenas leased so far (`hits + misses`).
+    pub leases: u64,
+    /// Leases served by a pooled arena.
+    pub hits: u64,
+    /// Leases that had to build a new arena.
+    pub misses: u64,
+    /// Arenas leased and not yet released: their response has not ended, or
+    /// a `RequestArena` handle (or an `alloc_bytes` buffer) is still alive.
+    pub in_flight: usize,
+    /// Arenas in the pool.
+    pub retained_arenas: usize,
+    /// Bytes of chunks owned by the arenas in the pool.
+    pub retained_bytes: usize,
+    /// The most `retained_bytes` can be: shards × `retained_per_shard` ×
+    /// `max_retained_arena_bytes`.
+    pub retained_bytes_cap: usize,
+    /// Number of shards.
+    pub shards: usize,
+}

@@ -1,0 +1,95 @@
+//! [`ArenaService`]: leases an arena per request.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use http_body::Body;
+use tower_service::Service;
+
+use crate::body::{ArenaBody, EndGuard};
+use crate::future::ResponseFuture;
+use crate::lease::End;
+use crate::pool::{Pool, PoolStats};
+
+/// Middleware that leases an arena from its pool for every request, puts a
+/// [`RequestArena`](crate::RequestArena) handle into the request's
+/// extensions, and wraps the response body in an [`ArenaBody`] that lets
+/// the arena go when the response ends. Made by
+/// [`ArenaLayer`](crate::ArenaLayer).
+///
+/// `poll_ready` is the inner service's, and errors pass through unchanged
+/// (`Error = S::Error`), so an axum router's `Infallible` bound holds.
+///
+/// ```
+/// use arena_tower::{ArenaLayer, RequestArena};
+/// use http::{Request, Response};
+/// use tower::{service_fn, Layer, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let svc = ArenaLayer::new().layer(service_fn(|req: Request<()>| async move {
+///     let arena = req.extensions().get::<RequestArena>().expect("ArenaLayer adds it");
+///     let greeting = arena.alloc_str("hello");
+///     Ok::<_, std::convert::Infallible>(Response::new(greeting.len()))
+/// }));
+/// let response = svc.oneshot(Request::new(())).await.unwrap();
+/// assert_eq!(*response.body().get_ref(), 5);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ArenaService<S> {
+    inner: S,
+    pool: Arc<Pool>,
+}
+
+impl<S> ArenaService<S> {
+    pub(crate) fn new(inner: S, pool: Arc<Pool>) -> ArenaService<S> {
+        ArenaService { inner, pool }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The counters of the pool shared with the layer that made this
+    /// service.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ArenaService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body,
+{
+    type Response = Response<ArenaBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let handle = self.pool.lease(tracing::Span::current());
+        // Made before the inner call, so a panic in `call` still ends the
+        // response (as "handler_dropped").
+        let guard = EndGuard::new(handle.clone(), End::HandlerDropped);
+        req.extensions_mut().insert(handle);
+        ResponseFuture::new(self.inner.call(req), guard)
+    }
+}
