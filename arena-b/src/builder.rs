@@ -39,6 +39,9 @@ pub(crate) struct Config {
     /// allocated and given back when the chunk is freed.
     pub(crate) shared_limit: Option<Arc<SharedLimit>>,
     pub(crate) sink: Option<Sink>,
+    /// Feature `debug`: capture a backtrace when a chunk is taken.
+    #[cfg(feature = "debug")]
+    pub(crate) debug_backtrace: bool,
 }
 
 /// Chunk bytes that a group of arenas may own together.
@@ -108,6 +111,8 @@ pub struct ArenaBuilder {
     allocation_limit: Option<usize>,
     thread_safety: ThreadSafety,
     sink: Option<Sink>,
+    #[cfg(feature = "debug")]
+    debug_backtrace: bool,
 }
 
 impl fmt::Debug for ArenaBuilder {
@@ -143,6 +148,8 @@ impl ArenaBuilder {
             allocation_limit: None,
             thread_safety: ThreadSafety::SingleThreaded,
             sink: None,
+            #[cfg(feature = "debug")]
+            debug_backtrace: false,
         }
     }
 
@@ -176,6 +183,21 @@ impl ArenaBuilder {
     /// the plain ones panic.
     pub fn allocation_limit(mut self, bytes: usize) -> Self {
         self.allocation_limit = Some(bytes);
+        self
+    }
+
+    /// Feature `debug`: capture a backtrace each time the arena takes a
+    /// chunk, so that [`Arena::leak_report`] says where the allocations
+    /// that still hold memory came from. Costs a backtrace per chunk.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::builder().debug_backtrace(true).build();
+    /// arena.alloc(1u32);
+    /// assert_eq!(arena.leak_report().unwrap().backtraces.len(), 1);
+    /// ```
+    #[cfg(feature = "debug")]
+    pub fn debug_backtrace(mut self, capture: bool) -> Self {
+        self.debug_backtrace = capture;
         self
     }
 
@@ -289,6 +311,8 @@ impl ArenaBuilder {
             allocation_limit: self.allocation_limit,
             shared_limit: None,
             sink: self.sink,
+            #[cfg(feature = "debug")]
+            debug_backtrace: self.debug_backtrace,
         })
     }
 

@@ -27,6 +27,14 @@ pub(crate) struct RawChunk {
     /// Bytes in use when the arena's cursor last left this chunk. Only
     /// meaningful for chunks before the current one.
     pub(crate) used: usize,
+    /// Feature `debug`: address one past the highest byte filled with
+    /// poison since the chunk was taken (0 if none).
+    #[cfg(feature = "debug")]
+    pub(crate) poisoned_to: usize,
+    /// Feature `debug` with `debug_backtrace`: where the allocation that
+    /// made the arena take this chunk came from.
+    #[cfg(feature = "debug")]
+    pub(crate) opened_at: Option<String>,
 }
 
 impl RawChunk {
@@ -53,6 +61,10 @@ impl RawChunk {
             ptr,
             layout,
             used: 0,
+            #[cfg(feature = "debug")]
+            poisoned_to: 0,
+            #[cfg(feature = "debug")]
+            opened_at: None,
         })
     }
 
@@ -96,6 +108,9 @@ impl RawChunk {
 
 impl Drop for RawChunk {
     fn drop(&mut self) {
+        // SAFETY: the chunk is live and ours; ASan must see it whole again
+        // before it is reused or freed (a no-op without `arena_b_asan`).
+        unsafe { crate::asan::unpoison(self.ptr.as_ptr(), self.layout.size()) };
         #[cfg(feature = "thread_local")]
         if thread_cache::give(self.ptr, self.layout) {
             return;
@@ -177,6 +192,10 @@ mod thread_cache {
                     ptr,
                     layout,
                     used: 0,
+                    #[cfg(feature = "debug")]
+                    poisoned_to: 0,
+                    #[cfg(feature = "debug")]
+                    opened_at: None,
                 });
                 true
             })

@@ -108,7 +108,10 @@ impl Cursor {
                 // hence inside one chunk, so both pointers stay in `[ptr, end]`.
                 unsafe {
                     self.ptr.set(ptr.add(new_end - ptr.addr()));
-                    return Some(NonNull::new_unchecked(ptr.add(new_end - size - ptr.addr())));
+                    let block = ptr.add(new_end - size - ptr.addr());
+                    #[cfg(all(feature = "debug", arena_b_asan))]
+                    crate::asan::unpoison(block, size);
+                    return Some(NonNull::new_unchecked(block));
                 }
             }
             return None;
@@ -124,6 +127,8 @@ impl Cursor {
             // `ptr + needed` stay within `[ptr, end]`.
             unsafe {
                 self.ptr.set(ptr.add(needed));
+                #[cfg(all(feature = "debug", arena_b_asan))]
+                crate::asan::unpoison(ptr.add(padding), size);
                 Some(NonNull::new_unchecked(ptr.add(padding)))
             }
         } else {
@@ -151,6 +156,12 @@ impl Cursor {
         }
         // Keep the provenance of the window's pointer, not of `old`.
         let new_ptr = self.ptr.get().with_addr(old.addr() + new_size);
+        // SAFETY: `[old, old + new_size)` is inside this window's chunk
+        // (checked above) and is the caller's block from now on.
+        #[cfg(all(feature = "debug", arena_b_asan))]
+        unsafe {
+            crate::asan::unpoison(new_ptr.with_addr(old.addr()), new_size)
+        };
         self.ptr.set(new_ptr);
         true
     }

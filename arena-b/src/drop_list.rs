@@ -77,6 +77,20 @@ impl DropList {
         }
     }
 
+    /// Values (or slices) whose destructor has not run yet.
+    #[cfg(feature = "debug")]
+    pub(crate) fn count(&self) -> usize {
+        let mut n = 0;
+        let mut header = self.head.get();
+        while !header.is_null() {
+            n += 1;
+            // SAFETY: every header linked into the list is live until it is
+            // popped, and `next` links only such headers.
+            header = unsafe { (*header).next };
+        }
+        n
+    }
+
     #[inline]
     pub(crate) fn mark(&self) -> DropMark {
         self.head.get()

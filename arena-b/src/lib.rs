@@ -57,9 +57,12 @@
 
 mod alloc_api;
 mod arena;
+mod asan;
 mod builder;
 mod chunk;
 mod cursor;
+#[cfg(feature = "debug")]
+mod debug;
 mod drop_list;
 mod error;
 #[cfg(feature = "lockfree")]
@@ -88,6 +91,8 @@ pub struct AdvancedDoctests;
 pub use allocator_api2;
 pub use arena::{Arena, Checkpoint};
 pub use builder::{ArenaBuilder, ThreadSafety, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CHUNK_SIZE};
+#[cfg(feature = "debug")]
+pub use debug::{Corruption, DebugStats, LeakReport, POISON};
 pub use error::{AllocError, AllocErrorKind, BuildError};
 #[cfg(feature = "lockfree")]
 pub use lockfree::{LockFreePool, LockFreeStats, Pooled};

@@ -301,6 +301,12 @@ impl Drop for Scope<'_> {
                         // SAFETY: the parent has not allocated since we carved
                         // `[start, end)` from it, and our values there are dead.
                         unsafe { parent.set_ptr(start) };
+                        // SAFETY: as above: `[start, end)` is freed memory of
+                        // one chunk of the arena, carved with its provenance.
+                        #[cfg(feature = "debug")]
+                        unsafe {
+                            arena.poison_scope_block(start, end)
+                        };
                     }
                 }
                 let expected = scope.expected.get();

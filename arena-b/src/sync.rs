@@ -391,6 +391,62 @@ impl SyncArena {
             })
     }
 
+    /// Feature `debug`: the debug counters summed over threads.
+    #[cfg(feature = "debug")]
+    pub fn debug_stats(&self) -> crate::DebugStats {
+        let mut sum = crate::DebugStats::default();
+        for shard in self.shards() {
+            sum += shard.arena.debug_stats_shared();
+        }
+        sum
+    }
+
+    /// Feature `debug`: [`Arena::validate`] on every thread's part
+    /// (`&mut self`: no thread may allocate while freed memory is read).
+    #[cfg(feature = "debug")]
+    pub fn validate(&mut self) -> Result<(), crate::Corruption> {
+        for shard in self.shard_ptrs() {
+            // SAFETY: as in `reset`: `&mut self` excludes every other user.
+            unsafe { (*shard).arena.validate()? };
+        }
+        Ok(())
+    }
+
+    /// Feature `debug`: what every thread's part still holds, merged, or
+    /// `None` if the arena holds nothing. See [`Arena::leak_report`].
+    ///
+    /// ```
+    /// let mut arena = arena_b::SyncArena::new();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| arena.alloc(String::from("kept")));
+    /// });
+    /// let report = arena.leak_report().unwrap();
+    /// assert_eq!(report.values_pending_drop, 1);
+    /// arena.reset();
+    /// assert!(arena.leak_report().is_none());
+    /// ```
+    #[cfg(feature = "debug")]
+    pub fn leak_report(&mut self) -> Option<crate::LeakReport> {
+        let mut merged: Option<crate::LeakReport> = None;
+        for shard in self.shard_ptrs() {
+            // SAFETY: as in `reset`: `&mut self` excludes every other user.
+            let Some(report) = (unsafe { (*shard).arena.leak_report() }) else {
+                continue;
+            };
+            match &mut merged {
+                None => merged = Some(report),
+                Some(m) => {
+                    m.bytes += report.bytes;
+                    m.values_pending_drop += report.values_pending_drop;
+                    m.chunks += report.chunks;
+                    m.open_scopes += report.open_scopes;
+                    m.backtraces.extend(report.backtraces);
+                }
+            }
+        }
+        merged
+    }
+
     /// Number of threads that have allocated from this arena.
     pub fn threads(&self) -> usize {
         self.shards().count()

@@ -266,6 +266,9 @@ fn run(ops: Vec<Op>, chunk_size: usize) {
         }
         check_live(&live);
         assert!(arena.bytes_allocated() <= arena.capacity());
+        // No false alarm: nothing here writes freed memory.
+        #[cfg(feature = "debug")]
+        arena.validate().unwrap();
     }
     let _ = boxed_live;
 }

@@ -300,7 +300,10 @@ fn allocation_limit_bounds_all_threads_together() {
             .map(|_| {
                 s.spawn(|| {
                     let mut n = 0;
-                    while arena.try_alloc_layout(std::alloc::Layout::new::<[u8; 1024]>()).is_ok() {
+                    while arena
+                        .try_alloc_layout(std::alloc::Layout::new::<[u8; 1024]>())
+                        .is_ok()
+                    {
                         n += 1;
                     }
                     n
@@ -309,7 +312,11 @@ fn allocation_limit_bounds_all_threads_together() {
             .collect();
         workers.into_iter().map(|w| w.join().unwrap()).sum()
     });
-    assert!(arena.capacity() <= 3 * 4096, "capacity {}", arena.capacity());
+    assert!(
+        arena.capacity() <= 3 * 4096,
+        "capacity {}",
+        arena.capacity()
+    );
     assert!(served <= 12, "served {served} KiB under a 12 KiB limit");
     // Shrinking gives the bytes back to the limit, and forgets the parts of
     // the threads that exited.

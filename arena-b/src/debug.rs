@@ -1,0 +1,187 @@
+//! Feature `debug`: catching uses of freed arena memory.
+//!
+//! # Why poison
+//! A bump allocator frees by moving a pointer back. A reference kept past a
+//! rewind (the promise `rewind_to_checkpoint`'s caller broke) still points
+//! at readable, unchanged memory, so the bug stays silent until that memory
+//! is handed out again. With `debug`, every byte freed by a rewind, a scope
+//! exit, a reset or an `Allocator` deallocation is overwritten with
+//! [`POISON`] at once, so a stale read sees `0xDE` bytes instead of
+//! plausible data, and [`Arena::validate`](crate::Arena::validate) finds
+//! stale *writes*: freed bytes that are no longer poison.
+//!
+//! Built with AddressSanitizer and `--cfg arena_b_asan` (as `scripts/sanitize`
+//! does), freed ranges are also poisoned for ASan and unpoisoned when handed
+//! out again, so a use after rewind is reported at the faulting access.
+//!
+//! Stale checkpoints need no extra machinery: every checkpoint carries the
+//! arena's epoch, and refusals are counted in [`DebugStats::detections`].
+
+use core::fmt;
+
+use crate::owner_cell::OwnerCell;
+
+/// The byte freed arena memory is filled with under feature `debug`.
+pub const POISON: u8 = 0xDE;
+
+/// Counters of the `debug` checks of one arena, from
+/// [`Arena::debug_stats`](crate::Arena::debug_stats).
+///
+/// ```
+/// let arena = arena_b::Arena::new();
+/// arena.alloc(1u32);
+/// arena.validate().unwrap();
+/// let stats = arena.debug_stats();
+/// assert_eq!(stats.checks, 1);
+/// assert_eq!(stats.detections, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DebugStats {
+    /// Checks run: `validate` calls and checkpoint validations.
+    pub checks: u64,
+    /// Problems found: writes into freed memory, and refused (stale or
+    /// foreign) checkpoints.
+    pub detections: u64,
+    /// Non-empty [`LeakReport`]s produced.
+    pub leak_reports: u64,
+    /// Bytes overwritten with [`POISON`] so far.
+    pub poisoned_bytes: u64,
+}
+
+/// Freed arena memory that was written after it was freed, from
+/// [`Arena::validate`](crate::Arena::validate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Corruption {
+    /// Index of the chunk (in [`Arena::chunk_usage`](crate::Arena::chunk_usage) order).
+    pub chunk: usize,
+    /// Offset of the first bad byte from the chunk's start.
+    pub offset: usize,
+    /// Bytes of freed memory that are no longer poison, in that chunk.
+    pub bytes: usize,
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "arena-b: {} byte(s) of freed memory in chunk {} were written after being freed \
+             (first at offset {}): a reference outlived a rewind, scope or reset",
+            self.bytes, self.chunk, self.offset
+        )
+    }
+}
+
+impl std::error::Error for Corruption {}
+
+/// What an arena still holds, from
+/// [`Arena::leak_report`](crate::Arena::leak_report): memory that was never
+/// rewound, reset or freed by a scope.
+///
+/// ```
+/// let arena = arena_b::Arena::new();
+/// arena.alloc(String::from("still here"));
+/// let report = arena.leak_report().expect("the arena holds a value");
+/// assert_eq!(report.values_pending_drop, 1);
+/// assert!(report.to_string().contains("1 value"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeakReport {
+    /// Bytes still allocated.
+    pub bytes: usize,
+    /// Values whose destructor has not run yet.
+    pub values_pending_drop: usize,
+    /// Chunks holding that memory.
+    pub chunks: usize,
+    /// Scopes still open.
+    pub open_scopes: usize,
+    /// With [`ArenaBuilder::debug_backtrace`](crate::ArenaBuilder::debug_backtrace):
+    /// where the allocations that opened each chunk still in use came from.
+    pub backtraces: Vec<String>,
+}
+
+impl fmt::Display for LeakReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "arena still holds {} byte(s) in {} chunk(s), {} value(s) awaiting drop, {} open \
+             scope(s)",
+            self.bytes, self.chunks, self.values_pending_drop, self.open_scopes
+        )?;
+        for (i, bt) in self.backtraces.iter().enumerate() {
+            write!(f, "\nchunk {i} opened at:\n{bt}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Per-arena debug counters: written by the owner thread, readable from
+/// any (a `SyncArena` sums its parts).
+#[derive(Debug, Default)]
+pub(crate) struct DebugState {
+    pub(crate) checks: OwnerCell,
+    pub(crate) detections: OwnerCell,
+    pub(crate) leak_reports: OwnerCell,
+    pub(crate) poisoned: OwnerCell,
+}
+
+impl DebugState {
+    pub(crate) fn stats(&self) -> DebugStats {
+        DebugStats {
+            checks: self.checks.get() as u64,
+            detections: self.detections.get() as u64,
+            leak_reports: self.leak_reports.get() as u64,
+            poisoned_bytes: self.poisoned.get() as u64,
+        }
+    }
+}
+
+impl core::ops::AddAssign for DebugStats {
+    fn add_assign(&mut self, other: DebugStats) {
+        self.checks += other.checks;
+        self.detections += other.detections;
+        self.leak_reports += other.leak_reports;
+        self.poisoned_bytes += other.poisoned_bytes;
+    }
+}
+
+/// Fills `[start, end)` with [`POISON`] and poisons it for ASan.
+///
+/// # Safety
+/// `[start, end)` is inside one live chunk, writable through `start`'s
+/// provenance, and freed: nobody may use it until it is handed out again.
+pub(crate) unsafe fn poison(start: *mut u8, end: *mut u8) -> usize {
+    let len = end.addr().saturating_sub(start.addr());
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: the caller guarantees the range is writable and unused. ASan
+    // must not see the fill as a use of poisoned memory: unpoison first.
+    unsafe {
+        crate::asan::unpoison(start, len);
+        core::ptr::write_bytes(start, POISON, len);
+        crate::asan::poison(start, len);
+    }
+    len
+}
+
+/// Offset and count of the bytes in `[start, end)` that are not poison.
+///
+/// # Safety
+/// `[start, end)` is inside one live chunk, readable, and no one writes it
+/// meanwhile.
+pub(crate) unsafe fn check_poison(start: *const u8, end: *const u8) -> Option<(usize, usize)> {
+    let len = end.addr().saturating_sub(start.addr());
+    if len == 0 || crate::asan::ENABLED {
+        // Under ASan the region is poisoned for it: reading would be
+        // reported, and ASan already checks every access.
+        return None;
+    }
+    // SAFETY: see the function's contract.
+    let bytes = unsafe { core::slice::from_raw_parts(start, len) };
+    let first = bytes.iter().position(|&b| b != POISON)?;
+    let bad = bytes[first..].iter().filter(|&&b| b != POISON).count();
+    Some((first, bad))
+}
