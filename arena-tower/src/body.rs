@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::{Arc, Weak};
 use std::task::{ready, Context, Poll};
 
 use http_body::{Body, Frame, SizeHint};
@@ -11,21 +12,28 @@ use crate::handle::RequestArena;
 use crate::lease::{End, Lease};
 
 /// Holds a request's handle until the response ends, and records how it
-/// ended; dropping it unended records `on_drop`.
+/// ended; dropping it unended records `on_drop`. After the end it keeps a
+/// `Weak` to check, when it is dropped (after the body or future that owns
+/// it, and whatever that held), whether handles outlived the response.
 pub(crate) struct EndGuard {
     handle: Option<RequestArena>,
+    watch: Option<Weak<Lease>>,
     on_drop: End,
 }
 
 impl EndGuard {
     pub(crate) fn new(handle: RequestArena, on_drop: End) -> EndGuard {
         EndGuard {
+            watch: Some(Arc::downgrade(&handle.lease)),
             handle: Some(handle),
             on_drop,
         }
     }
 
+    /// Hands the handle over (to the response body); this guard is then
+    /// inert.
     pub(crate) fn take(&mut self) -> Option<RequestArena> {
+        self.watch = None;
         self.handle.take()
     }
 
@@ -37,7 +45,7 @@ impl EndGuard {
     /// which releases the arena when it was the last.
     pub(crate) fn end(&mut self, reason: End) {
         if let Some(handle) = self.handle.take() {
-            Lease::mark_end(&handle.lease, reason);
+            handle.lease.mark_end(reason);
         }
     }
 }
@@ -45,6 +53,9 @@ impl EndGuard {
 impl Drop for EndGuard {
     fn drop(&mut self) {
         self.end(self.on_drop);
+        if let Some(lease) = self.watch.take().and_then(|weak| weak.upgrade()) {
+            Lease::check_outlived(&lease);
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 //!
 //! [`RequestArena`]: crate::RequestArena
 
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,7 +34,8 @@ pub(crate) enum End {
     /// The response future was dropped before the response was ready
     /// (client gone, timeout, or a panic unwinding through it).
     HandlerDropped = 5,
-    /// The response ended while `RequestArena` handles were still alive.
+    /// The response ended while `RequestArena` handles were still alive
+    /// (reported at the release, instead of the end itself).
     HandleOutlived = 6,
 }
 
@@ -74,6 +75,8 @@ pub(crate) struct Lease {
     started: Instant,
     pool_hit: bool,
     end: AtomicU8,
+    /// Set when handles outlived the response (reported once).
+    outlived: AtomicBool,
     /// Live owners of `alloc_bytes` buffers: they keep the arena alive
     /// like handles, but are not "handles left behind" at the end.
     pub(crate) bytes_owners: AtomicUsize,
@@ -93,6 +96,7 @@ impl Lease {
             started: Instant::now(),
             pool_hit,
             end: AtomicU8::new(End::Open as u8),
+            outlived: AtomicBool::new(false),
             bytes_owners: AtomicUsize::new(0),
         }
     }
@@ -111,37 +115,38 @@ impl Lease {
         self.end.load(Ordering::Acquire) != End::Open as u8
     }
 
-    /// Records the end of the response, if it is the first. `this` is the
-    /// handle the caller is about to drop; any other live handle (not an
-    /// `alloc_bytes` owner) is reported with a `WARN` and turns the end
-    /// into [`End::HandleOutlived`].
-    pub(crate) fn mark_end(this: &Arc<Lease>, reason: End) {
-        if this.ended() {
-            return;
-        }
-        let owners = this.bytes_owners.load(Ordering::Acquire);
-        let others = Arc::strong_count(this).saturating_sub(1 + owners);
-        let reason = if others > 0 {
-            this.span.in_scope(|| {
-                tracing::warn!(
-                    target: "arena_tower",
-                    handles = others,
-                    response_end = reason.as_str(),
-                    "the response ended while {others} RequestArena handle(s) are still alive; \
-                     the request's arena is released when the last one is dropped"
-                );
-            });
-            End::HandleOutlived
-        } else {
-            reason
-        };
-        // The first end wins; a lost race changes nothing.
-        let _ = this.end.compare_exchange(
+    /// Records the end of the response; the first end wins.
+    pub(crate) fn mark_end(&self, reason: End) {
+        // A lost race changes nothing.
+        let _ = self.end.compare_exchange(
             End::Open as u8,
             reason as u8,
             Ordering::AcqRel,
             Ordering::Acquire,
         );
+    }
+
+    /// Called once the response has ended and the wrapper that ended it
+    /// (body or future, with everything it owned) is gone: any handle
+    /// still alive (not counting `alloc_bytes` owners and `this`) outlives
+    /// the response. Reported with a `WARN` in the request's span, and as
+    /// `ended = "handle_outlived"` at the release.
+    pub(crate) fn check_outlived(this: &Arc<Lease>) {
+        let owners = this.bytes_owners.load(Ordering::Acquire);
+        let others = Arc::strong_count(this).saturating_sub(1 + owners);
+        if others == 0 || this.outlived.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let response_end = End::from_u8(this.end.load(Ordering::Acquire)).as_str();
+        this.span.in_scope(|| {
+            tracing::warn!(
+                target: "arena_tower",
+                handles = others,
+                response_end,
+                "the response ended while {others} RequestArena handle(s) are still alive; \
+                 the request's arena is released when the last one is dropped"
+            );
+        });
     }
 }
 
@@ -151,7 +156,11 @@ impl Drop for Lease {
             return;
         };
         let stats = arena.stats();
-        let ended = End::from_u8(*self.end.get_mut());
+        let ended = if *self.outlived.get_mut() {
+            End::HandleOutlived
+        } else {
+            End::from_u8(*self.end.get_mut())
+        };
         let held_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let pool = Arc::clone(&self.pool);
         if pool.config.record_span_fields && !self.span.is_disabled() {
@@ -172,6 +181,40 @@ impl Drop for Lease {
                 "request arena released"
             );
         });
+        #[cfg(feature = "debug")]
+        let mut arena = arena;
+        #[cfg(feature = "debug")]
+        self.span.in_scope(|| debug_report(&mut arena, ended));
         pool.release(arena, stats.capacity);
+    }
+}
+
+/// Feature `debug`: the arena's own checks, in the request's span, before
+/// the reset: `validate` (writes into memory freed by an earlier reset of
+/// this pooled arena are an `ERROR`), and its `DebugStats` and leak report
+/// (what the request still held at the release), at `WARN` when handles
+/// outlived the response, else at `DEBUG`.
+#[cfg(feature = "debug")]
+fn debug_report(arena: &mut SyncArena, ended: End) {
+    if let Err(corruption) = arena.validate() {
+        tracing::error!(target: "arena_tower", %corruption, "request arena corrupted");
+    }
+    let outlived = ended == End::HandleOutlived;
+    if !outlived && !tracing::enabled!(target: "arena_tower", tracing::Level::DEBUG) {
+        return;
+    }
+    let debug_stats = arena.debug_stats();
+    let leak_report = arena
+        .leak_report()
+        .map_or_else(|| "arena holds nothing".to_owned(), |r| r.to_string());
+    if outlived {
+        tracing::warn!(
+            target: "arena_tower",
+            ?debug_stats,
+            %leak_report,
+            "request arena released after handles outlived the response"
+        );
+    } else {
+        tracing::debug!(target: "arena_tower", ?debug_stats, %leak_report, "request arena debug report");
     }
 }
