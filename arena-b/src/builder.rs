@@ -11,6 +11,9 @@ use crate::sync::SyncArena;
 
 /// Default size of the first chunk.
 pub const DEFAULT_CHUNK_SIZE: usize = 8 * 1024;
+/// Default of [`ArenaBuilder::decommit_threshold`] (feature `virtual_memory`).
+#[cfg(feature = "virtual_memory")]
+pub const DEFAULT_DECOMMIT_THRESHOLD: usize = 1 << 20;
 /// Default cap on the size that chunk growth doubles up to.
 pub const DEFAULT_MAX_CHUNK_SIZE: usize = 4 * 1024 * 1024;
 
@@ -42,6 +45,9 @@ pub(crate) struct Config {
     /// Feature `debug`: capture a backtrace when a chunk is taken.
     #[cfg(feature = "debug")]
     pub(crate) debug_backtrace: bool,
+    /// Feature `virtual_memory`: see `ArenaBuilder::decommit_threshold`.
+    #[cfg(feature = "virtual_memory")]
+    pub(crate) decommit_threshold: usize,
 }
 
 /// Chunk bytes that a group of arenas may own together.
@@ -113,6 +119,12 @@ pub struct ArenaBuilder {
     sink: Option<Sink>,
     #[cfg(feature = "debug")]
     debug_backtrace: bool,
+    #[cfg(feature = "virtual_memory")]
+    virtual_memory: Option<usize>,
+    #[cfg(feature = "virtual_memory")]
+    virtual_memory_strict: bool,
+    #[cfg(feature = "virtual_memory")]
+    decommit_threshold: usize,
 }
 
 impl fmt::Debug for ArenaBuilder {
@@ -150,6 +162,12 @@ impl ArenaBuilder {
             sink: None,
             #[cfg(feature = "debug")]
             debug_backtrace: false,
+            #[cfg(feature = "virtual_memory")]
+            virtual_memory: None,
+            #[cfg(feature = "virtual_memory")]
+            virtual_memory_strict: false,
+            #[cfg(feature = "virtual_memory")]
+            decommit_threshold: DEFAULT_DECOMMIT_THRESHOLD,
         }
     }
 
@@ -201,6 +219,55 @@ impl ArenaBuilder {
         self
     }
 
+    /// Feature `virtual_memory`: reserve `reserve_bytes` of address space
+    /// up front and use it as one contiguous region, committed as the bump
+    /// pointer advances (see [`Arena::with_virtual_memory`]). Allocations
+    /// beyond the reservation go to heap chunks as usual. If the
+    /// reservation fails the arena uses heap chunks and reports
+    /// [`DiagnosticEvent::VirtualMemoryUnavailable`], unless
+    /// [`virtual_memory_strict`](Self::virtual_memory_strict) is set.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::builder()
+    ///     .virtual_memory(256 << 20)
+    ///     .decommit_threshold(1 << 20)
+    ///     .try_build()
+    ///     .unwrap();
+    /// arena.alloc([0u8; 4096]);
+    /// ```
+    #[cfg(feature = "virtual_memory")]
+    pub fn virtual_memory(mut self, reserve_bytes: usize) -> Self {
+        self.virtual_memory = Some(reserve_bytes);
+        self
+    }
+
+    /// Feature `virtual_memory`: make a failed reservation a
+    /// [`BuildError`] instead of a fallback to heap chunks.
+    ///
+    /// ```
+    /// let err = arena_b::Arena::builder()
+    ///     .virtual_memory(usize::MAX / 2) // more address space than exists
+    ///     .virtual_memory_strict(true)
+    ///     .try_build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("virtual memory"));
+    /// ```
+    #[cfg(feature = "virtual_memory")]
+    pub fn virtual_memory_strict(mut self, strict: bool) -> Self {
+        self.virtual_memory_strict = strict;
+        self
+    }
+
+    /// Feature `virtual_memory`: a rewind or reset that leaves more than
+    /// `bytes` committed above the bump pointer gives the pages beyond that
+    /// back to the system (default 1 MiB). Smaller values return memory
+    /// sooner at the cost of more system calls when the arena grows again.
+    #[cfg(feature = "virtual_memory")]
+    pub fn decommit_threshold(mut self, bytes: usize) -> Self {
+        self.decommit_threshold = bytes;
+        self
+    }
+
     /// Single-threaded ([`build`](Self::build)) or shared between threads.
     pub fn thread_safety(mut self, mode: ThreadSafety) -> Self {
         self.thread_safety = mode;
@@ -234,7 +301,32 @@ impl ArenaBuilder {
             ));
         }
         let reserve = self.reserve_size;
+        #[cfg(feature = "virtual_memory")]
+        let (vm, strict) = (self.virtual_memory, self.virtual_memory_strict);
         let config = self.validate()?;
+        #[cfg(feature = "virtual_memory")]
+        if let Some(bytes) = vm {
+            let initial = config.chunk_size.max(reserve);
+            match crate::chunk::RawChunk::reserve_virtual(bytes, initial) {
+                Ok(region) => {
+                    return Arena::from_parts(config, 0, Some(region))
+                        .map_err(|e| BuildError::new(format!("could not build the arena: {e}")));
+                }
+                Err(reason) if strict => {
+                    return Err(BuildError::new(format!(
+                        "could not reserve {bytes} bytes of virtual memory ({reason}); \
+                         virtual_memory_strict(true) forbids the fallback to heap chunks"
+                    )));
+                }
+                Err(reason) => crate::stats::report(
+                    config.sink.as_ref(),
+                    DiagnosticEvent::VirtualMemoryUnavailable {
+                        requested: bytes,
+                        reason,
+                    },
+                ),
+            }
+        }
         Arena::from_config(config, reserve)
             .map_err(|e| BuildError::new(format!("could not reserve {reserve} bytes: {e}")))
     }
@@ -252,6 +344,13 @@ impl ArenaBuilder {
     /// assert_eq!(arena.threads(), 2);
     /// ```
     pub fn try_build_sync(self) -> Result<SyncArena, BuildError> {
+        #[cfg(feature = "virtual_memory")]
+        if self.virtual_memory.is_some() {
+            return Err(BuildError::new(
+                "virtual_memory applies to an Arena; a SyncArena's per-thread parts use heap \
+                 chunks",
+            ));
+        }
         if self.reserve_size != 0 {
             return Err(BuildError::new(
                 "reserve_size applies to an Arena; a SyncArena's per-thread parts take their \
@@ -313,6 +412,8 @@ impl ArenaBuilder {
             sink: self.sink,
             #[cfg(feature = "debug")]
             debug_backtrace: self.debug_backtrace,
+            #[cfg(feature = "virtual_memory")]
+            decommit_threshold: self.decommit_threshold,
         })
     }
 

@@ -35,6 +35,10 @@ pub(crate) struct RawChunk {
     /// made the arena take this chunk came from.
     #[cfg(feature = "debug")]
     pub(crate) opened_at: Option<String>,
+    /// Feature `virtual_memory`: bytes of address space reserved for this
+    /// chunk, of which `capacity()` are committed; 0 for a heap chunk.
+    #[cfg(feature = "virtual_memory")]
+    reserved: usize,
 }
 
 impl RawChunk {
@@ -65,6 +69,8 @@ impl RawChunk {
             poisoned_to: 0,
             #[cfg(feature = "debug")]
             opened_at: None,
+            #[cfg(feature = "virtual_memory")]
+            reserved: 0,
         })
     }
 
@@ -111,6 +117,13 @@ impl Drop for RawChunk {
         // SAFETY: the chunk is live and ours; ASan must see it whole again
         // before it is reused or freed (a no-op without `arena_b_asan`).
         unsafe { crate::asan::unpoison(self.ptr.as_ptr(), self.layout.size()) };
+        #[cfg(feature = "virtual_memory")]
+        if self.reserved > 0 {
+            // SAFETY: the region came from `vm::reserve(self.reserved)` and
+            // is unmapped once, here.
+            unsafe { crate::vm::release(self.ptr.as_ptr(), self.reserved) };
+            return;
+        }
         #[cfg(feature = "thread_local")]
         if thread_cache::give(self.ptr, self.layout) {
             return;
@@ -118,6 +131,84 @@ impl Drop for RawChunk {
         // SAFETY: `ptr` was returned by `std::alloc::alloc(self.layout)` and
         // is freed exactly once, here.
         unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+/// Feature `virtual_memory`: a chunk that is a reserved address range,
+/// committed from its start as the arena needs it.
+#[cfg(feature = "virtual_memory")]
+impl RawChunk {
+    /// Reserves `reserve` bytes (rounded up to pages) and commits the first
+    /// `initial` (at least a page).
+    pub(crate) fn reserve_virtual(reserve: usize, initial: usize) -> Result<RawChunk, String> {
+        let page = crate::vm::page_size();
+        let round = |n: usize| n.checked_add(page - 1).map(|n| n & !(page - 1));
+        let reserved = round(reserve.max(page)).ok_or("reservation size overflows")?;
+        let committed = round(initial.clamp(1, reserved)).ok_or("commit size overflows")?;
+        let ptr = crate::vm::reserve(reserved)?;
+        // As in `allocate`: the cursor's overflow argument needs chunk ends
+        // far from the top of the address space.
+        if ptr.as_ptr().addr() > usize::MAX - 2 * FAST_SIZE - reserved {
+            // SAFETY: just reserved, unused.
+            unsafe { crate::vm::release(ptr.as_ptr(), reserved) };
+            return Err("the reservation is too close to the end of the address space".into());
+        }
+        let mut chunk = RawChunk {
+            ptr,
+            layout: Layout::from_size_align(0, page).map_err(|e| e.to_string())?,
+            used: 0,
+            #[cfg(feature = "debug")]
+            poisoned_to: 0,
+            #[cfg(feature = "debug")]
+            opened_at: None,
+            reserved,
+        };
+        if !chunk.commit_to(committed) {
+            return Err(format!("committing the first {committed} bytes failed"));
+        }
+        Ok(chunk)
+    }
+
+    /// Bytes of address space reserved (0 for a heap chunk).
+    #[inline]
+    pub(crate) fn reserved(&self) -> usize {
+        self.reserved
+    }
+
+    /// Commits the region up to `len` bytes from its start (a multiple of
+    /// the page size, at most `reserved`, above `capacity()`).
+    pub(crate) fn commit_to(&mut self, len: usize) -> bool {
+        let committed = self.layout.size();
+        debug_assert!(committed < len && len <= self.reserved);
+        // SAFETY: `[committed, len)` is page-aligned (both are multiples of
+        // the page size) and inside our reservation.
+        let ok = unsafe { crate::vm::commit(self.ptr.as_ptr().add(committed), len - committed) };
+        if ok {
+            self.layout = Layout::from_size_align(len, self.layout.align()).expect("page layout");
+        }
+        ok
+    }
+
+    /// Decommits everything past `len` bytes (a multiple of the page size,
+    /// below `capacity()`).
+    ///
+    /// # Safety
+    /// Nothing past `len` is in use.
+    pub(crate) unsafe fn decommit_from(&mut self, len: usize) {
+        let committed = self.layout.size();
+        debug_assert!(len < committed && len % self.layout.align() == 0);
+        // SAFETY: page-aligned, inside the reservation, unused per the
+        // caller. ASan must forget any poisoning of pages that go away.
+        unsafe {
+            let start = self.ptr.as_ptr().add(len);
+            crate::asan::unpoison(start, committed - len);
+            crate::vm::decommit(start, committed - len);
+        }
+        self.layout = Layout::from_size_align(len, self.layout.align()).expect("page layout");
+        #[cfg(feature = "debug")]
+        {
+            self.poisoned_to = self.poisoned_to.min(self.ptr.as_ptr().addr() + len);
+        }
     }
 }
 
@@ -196,6 +287,8 @@ mod thread_cache {
                     poisoned_to: 0,
                     #[cfg(feature = "debug")]
                     opened_at: None,
+                    #[cfg(feature = "virtual_memory")]
+                    reserved: 0,
                 });
                 true
             })

@@ -72,6 +72,8 @@ mod scope;
 mod stats;
 mod sync;
 mod typed;
+#[cfg(feature = "virtual_memory")]
+mod vm;
 
 /// The README's Rust code blocks, compiled and run as doctests.
 #[doc = include_str!("../../README.md")]
@@ -90,6 +92,8 @@ pub struct AdvancedDoctests;
 
 pub use allocator_api2;
 pub use arena::{Arena, Checkpoint};
+#[cfg(feature = "virtual_memory")]
+pub use builder::DEFAULT_DECOMMIT_THRESHOLD;
 pub use builder::{ArenaBuilder, ThreadSafety, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CHUNK_SIZE};
 #[cfg(feature = "debug")]
 pub use debug::{Corruption, DebugStats, LeakReport, POISON};

@@ -92,6 +92,28 @@ pub enum DiagnosticEvent {
         /// Bytes that were asked for.
         requested: usize,
     },
+    /// Feature `virtual_memory`: more of the reserved region was committed.
+    VirtualMemoryCommitted {
+        /// Bytes committed now.
+        committed: usize,
+        /// Bytes reserved.
+        reserved: usize,
+    },
+    /// Feature `virtual_memory`: a rewind or reset gave pages back.
+    VirtualMemoryDecommitted {
+        /// Bytes still committed.
+        committed: usize,
+        /// Bytes given back.
+        released: usize,
+    },
+    /// Feature `virtual_memory`: the region could not be reserved, so the
+    /// arena uses heap chunks.
+    VirtualMemoryUnavailable {
+        /// Bytes that were asked for.
+        requested: usize,
+        /// Why it failed.
+        reason: String,
+    },
 }
 
 /// The callback type of the diagnostics sink.
@@ -105,6 +127,11 @@ pub(crate) fn report(sink: Option<&Sink>, event: DiagnosticEvent) {
         DiagnosticEvent::LimitReached { .. } | DiagnosticEvent::OutOfMemory { .. } => {
             tracing::warn!(target: "arena_b", event = ?event, "arena allocation refused")
         }
+        DiagnosticEvent::VirtualMemoryUnavailable { .. } => tracing::warn!(
+            target: "arena_b",
+            event = ?event,
+            "virtual memory reservation failed; the arena falls back to heap chunks"
+        ),
         _ => tracing::debug!(target: "arena_b", event = ?event, "arena chunk event"),
     }
     if let Some(sink) = sink {

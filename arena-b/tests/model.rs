@@ -90,7 +90,16 @@ fn check_live(live: &[Live]) {
 
 fn run(ops: Vec<Op>, chunk_size: usize) {
     quiet_panics();
-    let mut arena = Arena::builder().chunk_size(chunk_size).build();
+    // Chunk size 1 stands for a virtual-memory arena (feature
+    // `virtual_memory`): a small region that heap chunks extend.
+    let builder = Arena::builder().chunk_size(chunk_size.max(64));
+    #[cfg(feature = "virtual_memory")]
+    let builder = if chunk_size == 1 {
+        builder.virtual_memory(64 << 10).decommit_threshold(4096)
+    } else {
+        builder
+    };
+    let mut arena = builder.build();
     let mut live: Vec<Live> = Vec::new();
     let mut cps: Vec<Cp> = Vec::new();
     let mut seq = 0usize;
@@ -294,7 +303,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn arena_matches_model(ops in proptest::collection::vec(op(), 1..120), chunk in prop_oneof![Just(64usize), Just(512), Just(8192)]) {
+    fn arena_matches_model(ops in proptest::collection::vec(op(), 1..120), chunk in prop_oneof![Just(1usize), Just(64), Just(512), Just(8192)]) {
         run(ops, chunk);
     }
 }
