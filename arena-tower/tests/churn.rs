@@ -1,0 +1,90 @@
+//! 100,000 requests in process: the pool stays within its cap and every
+//! arena comes back.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use arena_tower::{ArenaLayer, RequestArena};
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty, Full};
+use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+
+const REQUESTS: u64 = 100_000;
+const TASKS: u64 = 4;
+
+async fn handler(req: Request<Empty<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let i: u64 = *req.extensions().get::<u64>().unwrap();
+    let arena = req.extensions().get::<RequestArena>().unwrap();
+    // Mostly small requests; every 97th grows its arena past the retention
+    // size, so it is shrunk before it is pooled.
+    let words = if i % 97 == 0 { 64 * 1024 } else { 1 + i % 200 };
+    let mut v = allocator_api2::vec::Vec::with_capacity_in(words as usize, arena);
+    v.extend((0..words).map(|w| w ^ i));
+    arena.alloc(format!("request {i}"));
+    if i % 10 == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert!(v.iter().enumerate().all(|(w, &x)| x == w as u64 ^ i));
+    let body = arena.alloc_bytes(&i.to_le_bytes());
+    Ok(Response::new(Full::new(body)))
+}
+
+#[test]
+fn hundred_thousand_requests_stay_within_the_cap() {
+    let layer = ArenaLayer::new()
+        .shards(4)
+        .retained_per_shard(16)
+        .max_retained_arena_bytes(64 * 1024);
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let layer = layer.clone();
+                tokio::spawn(async move {
+                    let mut svc = ServiceBuilder::new()
+                        .layer(layer.clone())
+                        .service(service_fn(handler));
+                    for k in 0..REQUESTS / TASKS {
+                        let i = k * TASKS + t;
+                        let mut req = Request::new(Empty::new());
+                        req.extensions_mut().insert(i);
+                        let res = svc.ready().await.unwrap().call(req).await.unwrap();
+                        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+                        assert_eq!(bytes[..], i.to_le_bytes());
+                        if k % 1000 == 0 {
+                            let stats = layer.pool_stats();
+                            assert!(
+                                stats.retained_bytes <= stats.retained_bytes_cap,
+                                "{stats:?}"
+                            );
+                            assert!(stats.in_flight <= TASKS as usize, "{stats:?}");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    drop(rt);
+    let stats = layer.pool_stats();
+    assert_eq!(stats.leases, REQUESTS);
+    assert_eq!(stats.in_flight, 0, "{stats:?}");
+    assert_eq!(stats.retained_bytes_cap, 4 * 16 * 64 * 1024);
+    assert!(
+        stats.retained_bytes <= stats.retained_bytes_cap,
+        "{stats:?}"
+    );
+    assert!(stats.retained_arenas <= 4 * 16, "{stats:?}");
+    assert!(
+        stats.hits >= REQUESTS * 9 / 10,
+        "the pool serves most leases: {stats:?}"
+    );
+    eprintln!("100,000 requests in {:?}: {stats:?}", started.elapsed());
+}
