@@ -38,6 +38,7 @@ use crate::lease::Lease;
 /// use allocator_api2::vec::Vec;
 /// use arena_tower::{ArenaLayer, RequestArena};
 /// use http::{Request, Response};
+/// use http_body_util::{BodyExt, Full};
 /// use tower::{service_fn, ServiceBuilder, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -49,11 +50,12 @@ use crate::lease::Lease;
 ///         let mut words = Vec::new_in(&arena);
 ///         words.extend(req.body().split_whitespace());
 ///         tokio::task::yield_now().await; // allocations live across awaits
-///         let reply = arena.alloc_str(&format!("{} words", words.len()));
-///         Ok::<_, std::convert::Infallible>(Response::new(reply.to_string()))
+///         let reply = arena.alloc_bytes(format!("{} words", words.len()).as_bytes());
+///         Ok::<_, std::convert::Infallible>(Response::new(Full::new(reply)))
 ///     }));
 /// let response = svc.oneshot(Request::new("a b c".to_string())).await.unwrap();
-/// assert_eq!(response.into_body().into_inner(), "3 words");
+/// let body = response.into_body().collect().await.unwrap().to_bytes();
+/// assert_eq!(&body[..], b"3 words");
 /// # }
 /// ```
 #[derive(Clone)]

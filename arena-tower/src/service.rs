@@ -31,10 +31,11 @@ use crate::pool::{Pool, PoolStats};
 /// let svc = ArenaLayer::new().layer(service_fn(|req: Request<()>| async move {
 ///     let arena = req.extensions().get::<RequestArena>().expect("ArenaLayer adds it");
 ///     let greeting = arena.alloc_str("hello");
-///     Ok::<_, std::convert::Infallible>(Response::new(greeting.len()))
+///     let body = http_body_util::Full::new(bytes::Bytes::from(greeting.len().to_string()));
+///     Ok::<_, std::convert::Infallible>(Response::new(body))
 /// }));
 /// let response = svc.oneshot(Request::new(())).await.unwrap();
-/// assert_eq!(*response.body().get_ref(), 5);
+/// assert!(!response.body().is_ended()); // the body holds the arena until it ends
 /// # }
 /// ```
 #[derive(Debug, Clone)]

@@ -56,6 +56,7 @@ fn handler_future_holding_arena_allocations_is_send() {
     });
 }
 
+#[cfg(feature = "axum")]
 /// An axum handler with the same allocations compiles, which needs its
 /// future to be `Send`.
 #[test]

@@ -1,6 +1,7 @@
 //! `ArenaLayer` in a real axum server on loopback: concurrency and
 //! reordering, disconnects, panics, handles kept by spawned tasks,
 //! streaming, the byte limit.
+#![cfg(feature = "axum")]
 
 mod common;
 
