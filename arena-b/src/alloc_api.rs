@@ -31,15 +31,14 @@ use crate::typed;
 unsafe impl Allocator for &Arena {
     #[inline]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        let ptr = typed::try_alloc_layout(*self, layout)?;
-        Ok(NonNull::slice_from_raw_parts(ptr, layout.size()))
+        allocate(self, own_slab(self), layout)
     }
 
     #[inline]
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        if layout.size() != 0 {
-            self.resize_last(ptr, layout.size(), 0);
-        }
+        // SAFETY: forwarded from the caller; the arena's own lists only
+        // ever hold its own blocks.
+        unsafe { deallocate(self, own_slab(self), ptr, layout) }
     }
 
     unsafe fn grow(
@@ -48,21 +47,8 @@ unsafe impl Allocator for &Arena {
         old_layout: Layout,
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
-        debug_assert!(new_layout.size() >= old_layout.size());
-        if old_layout.size() != 0
-            && ptr.as_ptr().addr() % new_layout.align() == 0
-            && self.resize_last(ptr, old_layout.size(), new_layout.size())
-        {
-            return Ok(NonNull::slice_from_raw_parts(ptr, new_layout.size()));
-        }
-        let new = self.allocate(new_layout)?;
-        // SAFETY: the caller guarantees `ptr` is valid for `old_layout.size()`
-        // bytes; `new` is a fresh, disjoint block at least that large.
-        unsafe {
-            ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr().cast::<u8>(), old_layout.size());
-            self.deallocate(ptr, old_layout);
-        }
-        Ok(new)
+        // SAFETY: forwarded from the caller.
+        unsafe { grow(self, own_slab(self), ptr, old_layout, new_layout) }
     }
 
     unsafe fn grow_zeroed(
@@ -72,16 +58,7 @@ unsafe impl Allocator for &Arena {
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: forwarded from the caller.
-        let new = unsafe { self.grow(ptr, old_layout, new_layout)? };
-        // SAFETY: `new` is valid for `new_layout.size()` bytes, of which the
-        // first `old_layout.size()` were kept.
-        unsafe {
-            new.as_ptr()
-                .cast::<u8>()
-                .add(old_layout.size())
-                .write_bytes(0, new_layout.size() - old_layout.size());
-        }
-        Ok(new)
+        unsafe { grow_zeroed(self, own_slab(self), ptr, old_layout, new_layout) }
     }
 
     unsafe fn shrink(
@@ -90,26 +67,139 @@ unsafe impl Allocator for &Arena {
         old_layout: Layout,
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
-        debug_assert!(new_layout.size() <= old_layout.size());
-        if ptr.as_ptr().addr() % new_layout.align() != 0 {
-            let new = self.allocate(new_layout)?;
-            // SAFETY: `ptr` is valid for `old_layout.size() >= new size` bytes;
-            // `new` is a fresh, disjoint block.
-            unsafe {
-                ptr::copy_nonoverlapping(
-                    ptr.as_ptr(),
-                    new.as_ptr().cast::<u8>(),
-                    new_layout.size(),
-                );
-                self.deallocate(ptr, old_layout);
-            }
-            return Ok(new);
-        }
-        if old_layout.size() != 0 {
-            self.resize_last(ptr, old_layout.size(), new_layout.size());
-        }
-        Ok(NonNull::slice_from_raw_parts(ptr, new_layout.size()))
+        // SAFETY: forwarded from the caller.
+        unsafe { shrink(self, own_slab(self), ptr, old_layout, new_layout) }
     }
+}
+
+/// Free lists of the size classes (feature `slab`), if any.
+#[cfg(feature = "slab")]
+type Slab<'a> = Option<&'a crate::slab::FreeLists>;
+#[cfg(not(feature = "slab"))]
+type Slab<'a> = Option<&'a core::convert::Infallible>;
+
+#[inline(always)]
+fn own_slab(arena: &Arena) -> Slab<'_> {
+    #[cfg(feature = "slab")]
+    return Some(arena.slab());
+    #[cfg(not(feature = "slab"))]
+    {
+        let _ = arena;
+        None
+    }
+}
+
+// The operations, over an arena (or one thread's part of a `SyncArena`)
+// and the free lists that serve it. A list only ever holds blocks of
+// `arena` (the contract of `FreeLists::give`): `&SyncArena` passes no
+// lists, since a block it frees may belong to another thread's part.
+
+#[inline]
+fn allocate(arena: &Arena, slab: Slab<'_>, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+    #[cfg(feature = "slab")]
+    if let Some(lists) = slab {
+        if let Some(block) = lists.take(arena, layout) {
+            return Ok(NonNull::slice_from_raw_parts(block, layout.size()));
+        }
+    }
+    let _ = slab;
+    let ptr = typed::try_alloc_layout(arena, layout)?;
+    Ok(NonNull::slice_from_raw_parts(ptr, layout.size()))
+}
+
+/// # Safety
+/// `ptr` is a block of `arena` allocated with `layout` and no longer used.
+#[inline]
+unsafe fn deallocate(arena: &Arena, slab: Slab<'_>, ptr: NonNull<u8>, layout: Layout) {
+    if layout.size() != 0 && !arena.resize_last(ptr, layout.size(), 0) {
+        #[cfg(feature = "slab")]
+        if let Some(lists) = slab {
+            // SAFETY: the caller gives the block up; it is `arena`'s.
+            unsafe { lists.give(arena, ptr, layout.size()) };
+        }
+    }
+    let _ = slab;
+}
+
+/// # Safety
+/// As [`Allocator::grow`], for a block of `arena`.
+unsafe fn grow(
+    arena: &Arena,
+    slab: Slab<'_>,
+    ptr: NonNull<u8>,
+    old_layout: Layout,
+    new_layout: Layout,
+) -> Result<NonNull<[u8]>, AllocError> {
+    debug_assert!(new_layout.size() >= old_layout.size());
+    if old_layout.size() != 0
+        && ptr.as_ptr().addr() % new_layout.align() == 0
+        && arena.resize_last(ptr, old_layout.size(), new_layout.size())
+    {
+        return Ok(NonNull::slice_from_raw_parts(ptr, new_layout.size()));
+    }
+    let new = allocate(arena, slab, new_layout)?;
+    // SAFETY: the caller guarantees `ptr` is valid for `old_layout.size()`
+    // bytes; `new` is a fresh, disjoint block at least that large.
+    unsafe {
+        ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr().cast::<u8>(), old_layout.size());
+        deallocate(arena, slab, ptr, old_layout);
+    }
+    Ok(new)
+}
+
+/// # Safety
+/// As [`Allocator::grow_zeroed`], for a block of `arena`.
+unsafe fn grow_zeroed(
+    arena: &Arena,
+    slab: Slab<'_>,
+    ptr: NonNull<u8>,
+    old_layout: Layout,
+    new_layout: Layout,
+) -> Result<NonNull<[u8]>, AllocError> {
+    // SAFETY: forwarded from the caller.
+    let new = unsafe { grow(arena, slab, ptr, old_layout, new_layout)? };
+    // SAFETY: `new` is valid for `new_layout.size()` bytes, of which the
+    // first `old_layout.size()` were kept.
+    unsafe {
+        new.as_ptr()
+            .cast::<u8>()
+            .add(old_layout.size())
+            .write_bytes(0, new_layout.size() - old_layout.size());
+    }
+    Ok(new)
+}
+
+/// # Safety
+/// As [`Allocator::shrink`], for a block of `arena`.
+unsafe fn shrink(
+    arena: &Arena,
+    slab: Slab<'_>,
+    ptr: NonNull<u8>,
+    old_layout: Layout,
+    new_layout: Layout,
+) -> Result<NonNull<[u8]>, AllocError> {
+    debug_assert!(new_layout.size() <= old_layout.size());
+    if ptr.as_ptr().addr() % new_layout.align() != 0 {
+        let new = allocate(arena, slab, new_layout)?;
+        // SAFETY: `ptr` is valid for `old_layout.size() >= new size` bytes;
+        // `new` is a fresh, disjoint block.
+        unsafe {
+            ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr().cast::<u8>(), new_layout.size());
+            deallocate(arena, slab, ptr, old_layout);
+        }
+        return Ok(new);
+    }
+    if old_layout.size() != 0 && !arena.resize_last(ptr, old_layout.size(), new_layout.size()) {
+        #[cfg(feature = "slab")]
+        if let Some(lists) = slab {
+            let tail = old_layout.size() - new_layout.size();
+            // SAFETY: the caller keeps only the first `new_layout.size()`
+            // bytes; the tail is `arena`'s and free.
+            unsafe { lists.give(arena, ptr.add(new_layout.size()), tail) };
+        }
+    }
+    let _ = slab;
+    Ok(NonNull::slice_from_raw_parts(ptr, new_layout.size()))
 }
 
 /// `&SyncArena` allocates from the calling thread's part of the arena;
@@ -139,13 +229,13 @@ unsafe impl Allocator for &Arena {
 unsafe impl Allocator for &crate::SyncArena {
     #[inline]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        self.local().allocate(layout)
+        allocate(self.local(), None, layout)
     }
 
     #[inline]
     unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: forwarded from the caller.
-        unsafe { self.local().deallocate(ptr, layout) }
+        unsafe { deallocate(self.local(), None, ptr, layout) }
     }
 
     unsafe fn grow(
@@ -155,7 +245,7 @@ unsafe impl Allocator for &crate::SyncArena {
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: forwarded from the caller.
-        unsafe { self.local().grow(ptr, old_layout, new_layout) }
+        unsafe { grow(self.local(), None, ptr, old_layout, new_layout) }
     }
 
     unsafe fn grow_zeroed(
@@ -165,7 +255,7 @@ unsafe impl Allocator for &crate::SyncArena {
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: forwarded from the caller.
-        unsafe { self.local().grow_zeroed(ptr, old_layout, new_layout) }
+        unsafe { grow_zeroed(self.local(), None, ptr, old_layout, new_layout) }
     }
 
     unsafe fn shrink(
@@ -175,6 +265,55 @@ unsafe impl Allocator for &crate::SyncArena {
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: forwarded from the caller.
-        unsafe { self.local().shrink(ptr, old_layout, new_layout) }
+        unsafe { shrink(self.local(), None, ptr, old_layout, new_layout) }
+    }
+}
+
+/// Feature `slab`: `&ThreadSlab` allocates from the calling thread's part
+/// of its `SyncArena`, reusing the blocks it cached.
+// SAFETY: as for `&Arena`, on the thread's part the slab was made for; the
+// slab is neither `Send` nor `Sync`, so every block it caches comes from
+// that part, and its lists follow the part's slab generation.
+#[cfg(feature = "slab")]
+unsafe impl Allocator for &crate::slab::ThreadSlab<'_> {
+    #[inline]
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        allocate(self.part(), Some(self.lists()), layout)
+    }
+
+    #[inline]
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded from the caller.
+        unsafe { deallocate(self.part(), Some(self.lists()), ptr, layout) }
+    }
+
+    unsafe fn grow(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { grow(self.part(), Some(self.lists()), ptr, old_layout, new_layout) }
+    }
+
+    unsafe fn grow_zeroed(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { grow_zeroed(self.part(), Some(self.lists()), ptr, old_layout, new_layout) }
+    }
+
+    unsafe fn shrink(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { shrink(self.part(), Some(self.lists()), ptr, old_layout, new_layout) }
     }
 }

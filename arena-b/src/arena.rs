@@ -267,6 +267,12 @@ pub struct Arena {
     /// (`usize::MAX` without a reserved region: never).
     #[cfg(feature = "virtual_memory")]
     decommit_over: Cell<usize>,
+    /// Feature `slab`: advanced by every move of the cursor back (rewind,
+    /// scope exit, reset), which invalidates cached free blocks.
+    #[cfg(feature = "slab")]
+    slab_generation: Cell<u64>,
+    #[cfg(feature = "slab")]
+    slab: crate::slab::FreeLists,
     id: u64,
     counters: Counters,
     #[cfg(feature = "debug")]
@@ -365,6 +371,10 @@ impl Arena {
             rewinding: Cell::new(false),
             #[cfg(feature = "virtual_memory")]
             decommit_over: Cell::new(usize::MAX),
+            #[cfg(feature = "slab")]
+            slab_generation: Cell::new(0),
+            #[cfg(feature = "slab")]
+            slab: Default::default(),
             id: next_arena_id(),
             counters: Counters::default(),
             #[cfg(feature = "debug")]
@@ -1282,6 +1292,24 @@ impl Arena {
         );
     }
 
+    /// Feature `slab`: how often blocks given back through the `Allocator`
+    /// interface were reused (see [`SlabStats`](crate::SlabStats)).
+    #[cfg(feature = "slab")]
+    pub fn slab_stats(&self) -> crate::slab::SlabStats {
+        self.slab.stats()
+    }
+
+    #[cfg(feature = "slab")]
+    pub(crate) fn slab(&self) -> &crate::slab::FreeLists {
+        &self.slab
+    }
+
+    #[cfg(feature = "slab")]
+    #[inline]
+    pub(crate) fn slab_generation(&self) -> u64 {
+        self.slab_generation.get()
+    }
+
     /// [`capacity`](Self::capacity) for a reader on another thread.
     pub(crate) fn capacity_shared(&self) -> usize {
         self.counters.capacity.get()
@@ -1388,6 +1416,8 @@ impl Arena {
         debug_assert!(pos <= self.pos());
         #[cfg(feature = "debug")]
         self.poison_freed(pos);
+        #[cfg(feature = "slab")]
+        self.slab_generation.set(self.slab_generation.get() + 1);
         if pos.chunk == self.current.get() && !pos.ptr.is_null() {
             // SAFETY: `pos` is at or before the cursor in the current chunk, so
             // `[pos.ptr, end)` is inside the chunk and holds nothing anyone may

@@ -11,12 +11,14 @@ extern "C" {
 }
 
 /// Whether ASan poisoning is compiled in.
+#[cfg_attr(not(feature = "debug"), allow(dead_code))]
 pub(crate) const ENABLED: bool = cfg!(arena_b_asan);
 
 /// # Safety
 /// `[addr, addr + size)` is memory of a live chunk.
 #[inline(always)]
 #[allow(unused_variables)]
+#[cfg_attr(not(feature = "debug"), allow(dead_code))]
 pub(crate) unsafe fn poison(addr: *const u8, size: usize) {
     // SAFETY: forwarded from the caller; ASan only updates its shadow.
     #[cfg(arena_b_asan)]

@@ -69,6 +69,8 @@ mod error;
 mod lockfree;
 mod owner_cell;
 mod scope;
+#[cfg(feature = "slab")]
+mod slab;
 mod stats;
 mod sync;
 mod typed;
@@ -101,5 +103,7 @@ pub use error::{AllocError, AllocErrorKind, BuildError};
 #[cfg(feature = "lockfree")]
 pub use lockfree::{LockFreePool, LockFreeStats, Pooled};
 pub use scope::Scope;
+#[cfg(feature = "slab")]
+pub use slab::{SlabStats, ThreadSlab, MIN_BLOCK};
 pub use stats::{ArenaStats, ChunkUsage, DiagnosticEvent};
 pub use sync::SyncArena;

@@ -447,6 +447,14 @@ impl SyncArena {
         merged
     }
 
+    /// Feature `slab`: an allocator for this thread's part of the arena
+    /// that reuses the blocks its collections give back. See
+    /// [`ThreadSlab`](crate::ThreadSlab).
+    #[cfg(feature = "slab")]
+    pub fn thread_slab(&self) -> crate::slab::ThreadSlab<'_> {
+        crate::slab::ThreadSlab::new(self.local())
+    }
+
     /// Number of threads that have allocated from this arena.
     pub fn threads(&self) -> usize {
         self.shards().count()

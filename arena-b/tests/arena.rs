@@ -1019,3 +1019,26 @@ fn the_rewind_history_stays_bounded() {
     unsafe { arena.rewind_to_checkpoint(cp) };
     assert_eq!(arena.bytes_allocated(), 0);
 }
+
+/// `Arena` is `Send` but not `Sync`, checked at compile time: the
+/// `AmbiguousIfSync` call below resolves only if `Arena` is not `Sync`
+/// (with `Sync` both impls would apply and the call would be ambiguous).
+/// This replaces a trybuild case whose expected message listed every
+/// private field, so it broke whenever a feature added one.
+#[test]
+fn arena_is_send_and_not_sync() {
+    trait AmbiguousIfSync<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfSync<()> for T {}
+    #[allow(dead_code)]
+    struct Invalid;
+    impl<T: ?Sized + Sync> AmbiguousIfSync<Invalid> for T {}
+    <Arena as AmbiguousIfSync<_>>::check();
+    <arena_b::Scope<'static> as AmbiguousIfSync<_>>::check();
+
+    fn assert_send<T: Send>() {}
+    assert_send::<Arena>();
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<arena_b::SyncArena>();
+}
