@@ -364,3 +364,35 @@ fn alloc_bytes_keeps_the_arena_until_dropped() {
     assert!(capture.outlived_warnings().is_empty());
     assert_eq!(capture.releases()[0].field("ended"), Some("finished"));
 }
+
+#[cfg(feature = "debug")]
+#[test]
+fn debug_feature_reports_the_arena_contents_at_release() {
+    let capture = Capture::default();
+    traced(&capture, async {
+        let svc = ServiceBuilder::new()
+            .layer(TraceLayer::new_for_http().make_span_with(span_for))
+            .layer(ArenaLayer::new())
+            .service(service_fn(|req: Request<Empty<Bytes>>| async move {
+                let arena = req.extensions().get::<RequestArena>().unwrap();
+                arena.alloc(String::from("pending drop"));
+                Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+            }));
+        svc.oneshot(Request::get("/debug").body(Empty::new()).unwrap())
+            .await
+            .unwrap();
+    });
+    let reports = capture.arena_events("request arena debug report");
+    assert_eq!(reports.len(), 1);
+    let report = &reports[0];
+    assert_eq!(report.span_field("uri"), Some("/debug"));
+    assert!(report.field("debug_stats").unwrap().contains("DebugStats"));
+    assert!(
+        report
+            .field("leak_report")
+            .unwrap()
+            .contains("1 value(s) awaiting drop"),
+        "{report:?}"
+    );
+    assert!(capture.arena_events("request arena corrupted").is_empty());
+}
