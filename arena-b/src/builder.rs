@@ -48,6 +48,10 @@ pub(crate) struct Config {
     /// Feature `virtual_memory`: see `ArenaBuilder::decommit_threshold`.
     #[cfg(feature = "virtual_memory")]
     pub(crate) decommit_threshold: usize,
+    /// Feature `lockfree`: (buffer bytes, largest request) of a
+    /// `SyncArena`'s shared lock-free buffer.
+    #[cfg(feature = "lockfree")]
+    pub(crate) lockfree_buffer: Option<(usize, usize)>,
 }
 
 /// Chunk bytes that a group of arenas may own together.
@@ -125,6 +129,8 @@ pub struct ArenaBuilder {
     virtual_memory_strict: bool,
     #[cfg(feature = "virtual_memory")]
     decommit_threshold: usize,
+    #[cfg(feature = "lockfree")]
+    lockfree_buffer: Option<(usize, usize)>,
 }
 
 impl fmt::Debug for ArenaBuilder {
@@ -168,6 +174,8 @@ impl ArenaBuilder {
             virtual_memory_strict: false,
             #[cfg(feature = "virtual_memory")]
             decommit_threshold: DEFAULT_DECOMMIT_THRESHOLD,
+            #[cfg(feature = "lockfree")]
+            lockfree_buffer: None,
         }
     }
 
@@ -268,6 +276,19 @@ impl ArenaBuilder {
         self
     }
 
+    /// Feature `lockfree`: give the [`SyncArena`] a shared
+    /// [`LockFreeAllocator`](crate::LockFreeAllocator) of `bytes` that
+    /// serves allocations of up to `max_size` bytes (without destructors)
+    /// from every thread while it is enabled (it starts enabled; see
+    /// [`SyncArena::lockfree_allocator`]). Larger requests, values with
+    /// destructors and requests that find it full go to the calling
+    /// thread's part as usual.
+    #[cfg(feature = "lockfree")]
+    pub fn lockfree_buffer(mut self, bytes: usize, max_size: usize) -> Self {
+        self.lockfree_buffer = Some((bytes, max_size));
+        self
+    }
+
     /// Single-threaded ([`build`](Self::build)) or shared between threads.
     pub fn thread_safety(mut self, mode: ThreadSafety) -> Self {
         self.thread_safety = mode;
@@ -298,6 +319,12 @@ impl ArenaBuilder {
             return Err(BuildError::new(
                 "thread_safety(ThreadSafety::Shared) asks for a SyncArena: call build_sync \
                  (or try_build_sync) instead of build",
+            ));
+        }
+        #[cfg(feature = "lockfree")]
+        if self.lockfree_buffer.is_some() {
+            return Err(BuildError::new(
+                "lockfree_buffer applies to a SyncArena: call build_sync (or try_build_sync)",
             ));
         }
         let reserve = self.reserve_size;
@@ -357,6 +384,14 @@ impl ArenaBuilder {
                  first chunk (chunk_size) when the thread first allocates",
             ));
         }
+        #[cfg(feature = "lockfree")]
+        if let Some((bytes, _)) = self.lockfree_buffer {
+            if bytes == 0 || bytes > MAX_CHUNK {
+                return Err(BuildError::new(format!(
+                    "lockfree_buffer size {bytes} must be between 1 and {MAX_CHUNK} bytes"
+                )));
+            }
+        }
         Ok(SyncArena::from_config(self.validate()?))
     }
 
@@ -414,6 +449,8 @@ impl ArenaBuilder {
             debug_backtrace: self.debug_backtrace,
             #[cfg(feature = "virtual_memory")]
             decommit_threshold: self.decommit_threshold,
+            #[cfg(feature = "lockfree")]
+            lockfree_buffer: self.lockfree_buffer,
         })
     }
 

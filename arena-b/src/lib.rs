@@ -67,6 +67,8 @@ mod drop_list;
 mod error;
 #[cfg(feature = "lockfree")]
 mod lockfree;
+#[cfg(feature = "lockfree")]
+mod lockfree_alloc;
 mod owner_cell;
 mod scope;
 #[cfg(feature = "slab")]
@@ -102,6 +104,8 @@ pub use debug::{Corruption, DebugStats, LeakReport, POISON};
 pub use error::{AllocError, AllocErrorKind, BuildError};
 #[cfg(feature = "lockfree")]
 pub use lockfree::{LockFreePool, LockFreeStats, Pooled};
+#[cfg(feature = "lockfree")]
+pub use lockfree_alloc::{LockFreeAllocator, DEFAULT_LOCKFREE_MAX_SIZE};
 pub use scope::Scope;
 #[cfg(feature = "slab")]
 pub use slab::{SlabStats, ThreadSlab, MIN_BLOCK};

@@ -13,9 +13,52 @@
 
 use core::fmt;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::Ordering::Relaxed;
 
+#[cfg(not(loom))]
+use core::sync::atomic::AtomicU64;
+#[cfg(not(loom))]
 use crossbeam_queue::ArrayQueue;
+#[cfg(loom)]
+use loom::sync::atomic::AtomicU64;
+
+/// Under `--cfg loom` the idle queue is a loom mutex around a `VecDeque`
+/// with the same bounded push/pop contract as `ArrayQueue`, so that
+/// `tests/loom_lockfree.rs` explores every interleaving of the pool's own
+/// logic (guards, counters, the capacity bound). `ArrayQueue` itself is
+/// crossbeam's, tested by crossbeam.
+#[cfg(loom)]
+struct ArrayQueue<T> {
+    items: loom::sync::Mutex<std::collections::VecDeque<T>>,
+    capacity: usize,
+}
+
+#[cfg(loom)]
+impl<T> ArrayQueue<T> {
+    fn new(capacity: usize) -> Self {
+        ArrayQueue {
+            items: loom::sync::Mutex::new(std::collections::VecDeque::new()),
+            capacity,
+        }
+    }
+    fn push(&self, value: T) -> Result<(), T> {
+        let mut items = self.items.lock().unwrap();
+        if items.len() == self.capacity {
+            return Err(value);
+        }
+        items.push_back(value);
+        Ok(())
+    }
+    fn pop(&self) -> Option<T> {
+        self.items.lock().unwrap().pop_front()
+    }
+    fn len(&self) -> usize {
+        self.items.lock().unwrap().len()
+    }
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
 
 /// A snapshot of a pool's counters (`Clone`, so snapshots can be kept and
 /// compared).

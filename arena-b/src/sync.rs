@@ -102,6 +102,10 @@ pub struct SyncArena {
     /// Newest shard first.
     head: AtomicPtr<Shard>,
     config: Config,
+    /// Feature `lockfree`: a shared buffer that serves small allocations
+    /// while enabled (`ArenaBuilder::lockfree_buffer`).
+    #[cfg(feature = "lockfree")]
+    lockfree: Option<Box<crate::LockFreeAllocator>>,
 }
 
 // SAFETY: a shard's `Arena` is only used by its owner thread (found through
@@ -146,6 +150,10 @@ impl SyncArena {
         SyncArena {
             id: next_arena_id(),
             head: AtomicPtr::new(ptr::null_mut()),
+            #[cfg(feature = "lockfree")]
+            lockfree: config
+                .lockfree_buffer
+                .map(|(bytes, max)| Box::new(crate::LockFreeAllocator::with_max_size(bytes, max))),
             config,
         }
     }
@@ -251,12 +259,24 @@ impl SyncArena {
     #[inline(always)]
     #[track_caller]
     pub fn alloc<T: Send + 'static>(&self, value: T) -> &mut T {
+        if !core::mem::needs_drop::<T>() {
+            if let Some(p) = self.shared_first(Layout::new::<T>()) {
+                // SAFETY: a fresh region for a `T` (see `shared_first`).
+                return unsafe { write_value(p, value) };
+            }
+        }
         self.local().alloc(value)
     }
 
     /// Fallible [`alloc`](Self::alloc).
     #[inline(always)]
     pub fn try_alloc<T: Send + 'static>(&self, value: T) -> Result<&mut T, AllocError> {
+        if !core::mem::needs_drop::<T>() {
+            if let Some(p) = self.shared_first(Layout::new::<T>()) {
+                // SAFETY: a fresh region for a `T` (see `shared_first`).
+                return Ok(unsafe { write_value(p, value) });
+            }
+        }
         self.local().try_alloc(value)
     }
 
@@ -265,6 +285,10 @@ impl SyncArena {
     #[inline(always)]
     #[track_caller]
     pub fn alloc_no_drop<T>(&self, value: T) -> &mut T {
+        if let Some(p) = self.shared_first(Layout::new::<T>()) {
+            // SAFETY: a fresh region for a `T` (see `shared_first`).
+            return unsafe { write_value(p, value) };
+        }
         self.local().alloc_no_drop(value)
     }
 
@@ -272,6 +296,17 @@ impl SyncArena {
     #[inline]
     #[track_caller]
     pub fn alloc_str(&self, s: &str) -> &mut str {
+        if let Some(p) = self.shared_first(Layout::for_value(s)) {
+            // SAFETY: a fresh region of `s.len()` bytes (see `shared_first`),
+            // filled with valid UTF-8.
+            return unsafe {
+                ptr::copy_nonoverlapping(s.as_ptr(), p.as_ptr(), s.len());
+                core::str::from_utf8_unchecked_mut(core::slice::from_raw_parts_mut(
+                    p.as_ptr(),
+                    s.len(),
+                ))
+            };
+        }
         self.local().alloc_str(s)
     }
 
@@ -279,6 +314,15 @@ impl SyncArena {
     #[inline]
     #[track_caller]
     pub fn alloc_slice_fast<T: Copy>(&self, src: &[T]) -> &mut [T] {
+        if let Some(p) = self.shared_first(Layout::for_value(src)) {
+            let p = p.cast::<T>();
+            // SAFETY: a fresh, aligned region for `src.len()` `T`s (see
+            // `shared_first`); `T: Copy`.
+            return unsafe {
+                ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
+                core::slice::from_raw_parts_mut(p.as_ptr(), src.len())
+            };
+        }
         self.local().alloc_slice_fast(src)
     }
 
@@ -292,13 +336,51 @@ impl SyncArena {
     #[inline]
     #[track_caller]
     pub fn alloc_layout(&self, layout: Layout) -> NonNull<u8> {
+        if let Some(p) = self.shared_first(layout) {
+            return p;
+        }
         self.local().alloc_layout(layout)
     }
 
     /// Fallible [`alloc_layout`](Self::alloc_layout).
     #[inline]
     pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if let Some(p) = self.shared_first(layout) {
+            return Ok(p);
+        }
         self.local().try_alloc_layout(layout)
+    }
+
+    /// Feature `lockfree`: memory from the shared lock-free buffer, if the
+    /// arena has one, it is enabled, and it can serve `layout`. The region
+    /// is fresh, aligned, disjoint from everything else handed out, and
+    /// lives until `reset(&mut self)` or drop, like the arena's own memory.
+    #[inline(always)]
+    fn shared_first(&self, layout: Layout) -> Option<NonNull<u8>> {
+        #[cfg(feature = "lockfree")]
+        if let Some(buffer) = &self.lockfree {
+            return buffer.try_alloc_layout(layout);
+        }
+        let _ = layout;
+        None
+    }
+
+    /// Feature `lockfree`: the shared lock-free buffer small allocations go
+    /// to while it is enabled, if the arena was built with
+    /// [`ArenaBuilder::lockfree_buffer`](crate::ArenaBuilder::lockfree_buffer).
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::builder().lockfree_buffer(64 * 1024, 128).build_sync();
+    /// let buffer = arena.lockfree_allocator().unwrap();
+    /// arena.alloc(1u64); // served by the shared buffer
+    /// buffer.disable();
+    /// arena.alloc(2u64); // served by this thread's part
+    /// assert_eq!(buffer.cache_hit_rate(), 1.0);
+    /// assert_eq!(arena.threads(), 1);
+    /// ```
+    #[cfg(feature = "lockfree")]
+    pub fn lockfree_allocator(&self) -> Option<&crate::LockFreeAllocator> {
+        self.lockfree.as_deref()
     }
 
     /// A scope on this thread's part of the arena: freed when `f` returns
@@ -310,6 +392,10 @@ impl SyncArena {
     /// Frees everything, on every thread's part (destructors run), keeping
     /// the chunks for reuse.
     pub fn reset(&mut self) {
+        #[cfg(feature = "lockfree")]
+        if let Some(buffer) = &mut self.lockfree {
+            buffer.reset();
+        }
         for shard in self.shard_ptrs() {
             // SAFETY: `shard` came from `Box::into_raw` (mutable provenance)
             // and is live; `&mut self` means no thread is using any shard.
@@ -331,6 +417,10 @@ impl SyncArena {
     /// arena.alloc(1u8);
     /// ```
     pub fn reset_and_shrink(&mut self) {
+        #[cfg(feature = "lockfree")]
+        if let Some(buffer) = &mut self.lockfree {
+            buffer.reset();
+        }
         self.free_shards();
         // Threads' caches may still hold the old id with a pointer to a
         // freed part: a fresh id makes them miss.
@@ -359,7 +449,19 @@ impl SyncArena {
     /// assert_eq!(arena.capacity(), 4096);
     /// ```
     pub fn capacity(&self) -> usize {
-        self.shards().map(|s| s.arena.capacity_shared()).sum()
+        self.shards()
+            .map(|s| s.arena.capacity_shared())
+            .sum::<usize>()
+            + self.shared_buffer_capacity()
+    }
+
+    /// Bytes of the shared lock-free buffer (feature `lockfree`).
+    fn shared_buffer_capacity(&self) -> usize {
+        #[cfg(feature = "lockfree")]
+        if let Some(buffer) = &self.lockfree {
+            return buffer.capacity();
+        }
+        0
     }
 
     /// Bytes allocated, summed over threads. While other threads allocate
@@ -367,15 +469,25 @@ impl SyncArena {
     pub fn bytes_allocated(&self) -> usize {
         self.shards()
             .map(|s| s.arena.bytes_allocated_shared())
-            .sum()
+            .sum::<usize>()
+            + self.shared_buffer_used()
+    }
+
+    /// Bytes handed out by the shared lock-free buffer (feature `lockfree`).
+    fn shared_buffer_used(&self) -> usize {
+        #[cfg(feature = "lockfree")]
+        if let Some(buffer) = &self.lockfree {
+            return buffer.used();
+        }
+        0
     }
 
     /// Counters summed over threads (`peak_bytes` is the sum of the
     /// threads' sampled peaks).
     pub fn stats(&self) -> ArenaStats {
-        self.shards()
-            .map(|s| s.arena.stats_shared())
-            .fold(ArenaStats::default(), |mut sum, s| {
+        let mut stats = self.shards().map(|s| s.arena.stats_shared()).fold(
+            ArenaStats::default(),
+            |mut sum, s| {
                 sum.bytes_allocated += s.bytes_allocated;
                 sum.capacity += s.capacity;
                 sum.chunks += s.chunks;
@@ -388,7 +500,11 @@ impl SyncArena {
                     (a, b) => a.or(b),
                 };
                 sum
-            })
+            },
+        );
+        stats.bytes_allocated += self.shared_buffer_used();
+        stats.capacity += self.shared_buffer_capacity();
+        stats
     }
 
     /// Feature `debug`: the debug counters summed over threads.
@@ -458,6 +574,21 @@ impl SyncArena {
     /// Number of threads that have allocated from this arena.
     pub fn threads(&self) -> usize {
         self.shards().count()
+    }
+}
+
+/// Writes `value` into the fresh region `p` and returns it.
+///
+/// # Safety
+/// `p` is fresh, aligned memory for a `T` that lives as long as the
+/// returned reference and that nobody else is handed.
+#[inline(always)]
+unsafe fn write_value<'a, T>(p: NonNull<u8>, value: T) -> &'a mut T {
+    let p = p.cast::<T>();
+    // SAFETY: see the function's contract.
+    unsafe {
+        p.as_ptr().write(value);
+        &mut *p.as_ptr()
     }
 }
 

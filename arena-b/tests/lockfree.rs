@@ -101,3 +101,97 @@ fn stats_are_clone_snapshots() {
     assert_eq!(copy.deallocations, after.deallocations + 1);
     assert_eq!(LockFreeStats::default().cache_hit_rate(), 0.0);
 }
+
+// ----- LockFreeAllocator ------------------------------------------------------
+
+use arena_b::{Arena, LockFreeAllocator};
+
+#[test]
+fn lockfree_allocator_regions_never_overlap_across_threads() {
+    let buffer = LockFreeAllocator::with_max_size(1 << 20, 64);
+    let per_thread = if cfg!(miri) { 50 } else { 2000 };
+    std::thread::scope(|s| {
+        for t in 0..4u8 {
+            let buffer = &buffer;
+            s.spawn(move || {
+                let mut mine = Vec::new();
+                for i in 0..per_thread {
+                    let len = 1 + i % 40;
+                    let layout = std::alloc::Layout::from_size_align(len, 1 << (i % 4)).unwrap();
+                    let p = buffer.try_alloc_layout(layout).expect("room left");
+                    assert_eq!(p.as_ptr() as usize % layout.align(), 0);
+                    // SAFETY: `p` is a fresh region of `len` bytes.
+                    unsafe { p.as_ptr().write_bytes(t, len) };
+                    mine.push((p, len));
+                }
+                for (p, len) in mine {
+                    // SAFETY: our region, still live.
+                    let bytes = unsafe { std::slice::from_raw_parts(p.as_ptr(), len) };
+                    assert!(bytes.iter().all(|&b| b == t), "another thread wrote here");
+                }
+            });
+        }
+    });
+    assert_eq!(buffer.cache_hit_rate(), 1.0);
+}
+
+#[test]
+fn lockfree_allocator_misses_when_full_or_too_large_and_resets() {
+    let mut buffer = LockFreeAllocator::with_max_size(64, 32);
+    let word = std::alloc::Layout::new::<u64>();
+    for _ in 0..8 {
+        assert!(buffer.try_alloc_layout(word).is_some());
+    }
+    assert!(buffer.try_alloc_layout(word).is_none(), "full");
+    assert!(buffer
+        .try_alloc_layout(std::alloc::Layout::new::<[u8; 33]>())
+        .is_none());
+    let stats = buffer.stats();
+    assert_eq!((stats.hits, stats.misses), (8, 2));
+    assert_eq!(buffer.cache_hit_rate(), 0.8);
+    buffer.disable();
+    assert!(buffer.try_alloc_layout(word).is_none());
+    assert_eq!(buffer.stats().misses, 2, "a disabled buffer counts nothing");
+    buffer.enable();
+    buffer.reset();
+    assert_eq!(buffer.used(), 0);
+    assert_eq!(*buffer.alloc_copy(7u64).unwrap(), 7);
+}
+
+#[test]
+fn sync_arena_uses_the_buffer_while_enabled() {
+    let arena = Arena::builder().lockfree_buffer(4096, 64).build_sync();
+    let buffer = arena.lockfree_allocator().expect("configured");
+    std::thread::scope(|s| {
+        for t in 0..3u64 {
+            let arena = &arena;
+            s.spawn(move || {
+                let x = arena.alloc(t);
+                let name = arena.alloc_str("worker");
+                let words = arena.alloc_slice_fast(&[t; 4]);
+                assert_eq!((*x, &*name, words[3]), (t, "worker", t));
+            });
+        }
+    });
+    assert_eq!(arena.threads(), 0, "no thread needed a part of its own");
+    assert_eq!(buffer.stats().hits, 9);
+    // Values with destructors and large requests go to the thread's part.
+    arena.alloc(String::from("needs drop"));
+    arena.alloc([0u8; 100]);
+    assert_eq!(arena.threads(), 1);
+    buffer.disable();
+    arena.alloc(1u8);
+    assert_eq!(buffer.stats().hits, 9);
+    assert!(arena.bytes_allocated() >= 9 * 8);
+    // Full: falls back, counted as a miss.
+    buffer.enable();
+    for _ in 0..1000 {
+        arena.alloc(0u64);
+    }
+    assert!(buffer.stats().misses > 0 && buffer.cache_hit_rate() < 1.0);
+    let err = Arena::builder()
+        .lockfree_buffer(4096, 64)
+        .try_build()
+        .unwrap_err();
+    assert!(err.to_string().contains("build_sync"));
+}
