@@ -1,0 +1,104 @@
+//! The crate's unsafe code (`alloc_bytes`' owner and the `Allocator`
+//! forwarding) on a plain executor with no I/O, so that Miri can run it:
+//! `cargo +nightly miri test -p arena-tower --test handle_miri`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use arena_tower::{ArenaLayer, RequestArena};
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::Full;
+use tower::{service_fn, Layer, Service};
+
+/// Polls `f` to completion; the futures here never wait on I/O.
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// Reads a body to its end, frame by frame.
+fn drain<B: Body<Data = Bytes>>(body: B) -> Vec<u8> {
+    let mut body = pin!(body);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut out = Vec::new();
+    loop {
+        match body.as_mut().poll_frame(&mut cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    out.extend_from_slice(&data);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => panic!("body error"),
+            Poll::Ready(None) => return out,
+            Poll::Pending => {}
+        }
+    }
+}
+
+#[test]
+fn alloc_bytes_and_allocator_collections_across_threads() {
+    let layer = ArenaLayer::new().shards(2);
+    let mut svc = layer.layer(service_fn(|req: Request<()>| async move {
+        let arena = req.extensions().get::<RequestArena>().unwrap().clone();
+        let mut v = allocator_api2::vec::Vec::new_in(&arena);
+        v.extend(0..64u32);
+        // Another thread allocates from the same request arena (its own
+        // part), and grows this thread's vector.
+        let bytes = std::thread::scope(|s| {
+            s.spawn(|| {
+                v.extend(64..128u32);
+                let mut m = hashbrown::HashMap::new_in(&arena);
+                m.insert(1u8, String::from("value"));
+                arena.alloc_bytes(b" from another thread")
+            })
+            .join()
+            .unwrap()
+        });
+        assert_eq!(v.iter().sum::<u32>(), (0..128u32).sum::<u32>());
+        let head = arena.alloc_bytes(b"made in the arena");
+        let empty = arena.alloc_bytes(b"");
+        assert!(empty.is_empty());
+        let mut joined = head.to_vec();
+        joined.extend_from_slice(&bytes);
+        Ok::<_, Infallible>(Response::new(Full::new(arena.alloc_bytes(&joined))))
+    }));
+    for round in 0..3 {
+        let res = block_on(svc.call(Request::new(()))).unwrap();
+        let body = drain(res.into_body());
+        assert_eq!(body, b"made in the arena from another thread");
+        let stats = layer.pool_stats();
+        assert_eq!(stats.in_flight, 0, "round {round}: {stats:?}");
+    }
+    assert!(layer.pool_stats().hits >= 2);
+}
+
+#[test]
+fn bytes_outlive_the_response_and_move_threads() {
+    let layer = ArenaLayer::new();
+    let mut svc = layer.layer(service_fn(|req: Request<()>| async move {
+        let arena = req.extensions().get::<RequestArena>().unwrap();
+        Ok::<_, Infallible>(Response::new(Full::new(arena.alloc_bytes(b"kept bytes"))))
+    }));
+    let res = block_on(svc.call(Request::new(()))).unwrap();
+    let mut body = pin!(res.into_body());
+    let mut cx = Context::from_waker(Waker::noop());
+    let Poll::Ready(Some(Ok(frame))) = body.as_mut().poll_frame(&mut cx) else {
+        panic!("one frame");
+    };
+    let data = frame.into_data().unwrap();
+    assert!(body.is_ended());
+    assert_eq!(layer.pool_stats().in_flight, 1);
+    let tail = std::thread::spawn(move || data.slice(5..)).join().unwrap();
+    assert_eq!(&tail[..], b"bytes");
+    drop(tail);
+    assert_eq!(layer.pool_stats().in_flight, 0);
+}
