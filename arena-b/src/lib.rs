@@ -47,8 +47,11 @@
 //! `stats` counts allocations; `tracing` mirrors diagnostics as `tracing`
 //! events; `thread_local` keeps a bounded per-thread cache of free chunks
 //! for every arena on the thread; `lockfree` adds `LockFreePool`, a bounded
-//! lock-free object pool. `virtual_memory`, `slab` and `debug` are declared
-//! and arrive with the next release (see the README).
+//! lock-free object pool, and `LockFreeAllocator`, a shared bump buffer a
+//! `SyncArena` can use for small allocations; `slab` reuses blocks given
+//! back through the `Allocator` interface; `virtual_memory` backs an arena
+//! by one reserved address range; `debug` poisons freed memory and checks
+//! it. See `docs/advanced.md`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 // Handing out `&mut T` from `&self` is what an arena is for: every block is
