@@ -55,3 +55,12 @@ fn graph_pool() {
     assert!(out.contains("searches:    200"), "{out}");
     assert!(out.contains("hit rate"), "{out}");
 }
+
+#[test]
+fn v0_5_features() {
+    let out = run_example_with("v0_5_features", &["--features", "lockfree,slab"], &[]);
+    assert!(out.contains("SyncArena: 4 threads"), "{out}");
+    assert!(out.contains("LockFreeAllocator: hit rate 1.00"), "{out}");
+    assert!(out.contains("without a new chunk: true"), "{out}");
+    assert!(out.contains("reset_and_shrink: 0 bytes allocated"), "{out}");
+}
