@@ -1740,6 +1740,14 @@ impl Bump for Arena {
     }
 }
 
+impl Arena {
+    /// Adds the allocations a scope made (feature `stats`).
+    #[cfg(feature = "stats")]
+    pub(crate) fn count_allocs(&self, n: usize) {
+        self.counters.allocations.add(n);
+    }
+}
+
 impl Drop for Arena {
     fn drop(&mut self) {
         // SAFETY: the arena is going away; nothing can reference its values.

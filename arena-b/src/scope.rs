@@ -63,6 +63,11 @@ pub struct Scope<'a> {
     /// False once the arena handed out memory to someone else between two
     /// carves of this scope: then memory before the last carve is not ours.
     can_restore: Cell<bool>,
+    /// Feature `stats`: allocations made through this scope, added to the
+    /// arena's count when the scope ends (one local add per allocation
+    /// instead of a trip through the arena pointer).
+    #[cfg(feature = "stats")]
+    allocations: Cell<usize>,
     /// Invariant in `'a`; not `Send` or `Sync` (also via `&Arena`).
     _marker: PhantomData<fn(&'a ()) -> &'a ()>,
 }
@@ -94,6 +99,8 @@ impl<'a> Scope<'a> {
             restore,
             expected: Cell::new(expected),
             can_restore: Cell::new(true),
+            #[cfg(feature = "stats")]
+            allocations: Cell::new(0),
             _marker: PhantomData,
         }
     }
@@ -272,11 +279,12 @@ impl Bump for Scope<'_> {
         Ok((block, pending))
     }
 
-    /// Scope allocations count in the arena's `stats` too.
+    /// Scope allocations count in the arena's `stats` too, from the
+    /// scope's end.
     #[cfg(feature = "stats")]
     #[inline(always)]
     fn count_alloc(&self) {
-        self.arena.count_alloc();
+        self.allocations.set(self.allocations.get() + 1);
     }
 
     #[inline(always)]
@@ -295,6 +303,8 @@ impl Drop for Scope<'_> {
             fn drop(&mut self) {
                 let scope = self.0;
                 let arena = scope.arena;
+                #[cfg(feature = "stats")]
+                arena.count_allocs(scope.allocations.get());
                 if let Some(parent) = scope.parent {
                     let (start, end) = scope.carved;
                     if parent.ptr() == end && parent.end() == end {

@@ -39,7 +39,8 @@ pub struct ArenaStats {
     /// Bytes left unused at the end of chunks when allocation moved on to
     /// the next chunk (cumulative).
     pub wasted_tail_bytes: usize,
-    /// Allocation calls served (feature `stats`; `None` without it).
+    /// Allocation calls served (feature `stats`; `None` without it). Those
+    /// made through a scope are added when the scope ends.
     pub allocations: Option<u64>,
 }
 
