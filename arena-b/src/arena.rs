@@ -1315,6 +1315,19 @@ impl Arena {
         self.counters.capacity.get()
     }
 
+    /// Restarts [`ArenaStats::peak_bytes`] from the bytes allocated now.
+    ///
+    /// ```
+    /// let mut arena = arena_b::Arena::new();
+    /// arena.alloc([0u8; 1000]);
+    /// arena.reset();
+    /// arena.reset_peak();
+    /// assert_eq!(arena.stats().peak_bytes, 0);
+    /// ```
+    pub fn reset_peak(&self) {
+        self.counters.peak.set(self.bytes_allocated());
+    }
+
     /// A snapshot of the arena's counters.
     ///
     /// ```

@@ -441,6 +441,24 @@ impl SyncArena {
         }
     }
 
+    /// Restarts `peak_bytes` from the bytes allocated now, on every
+    /// thread's part: for a pooled arena whose next user wants its own
+    /// high-water mark.
+    ///
+    /// ```
+    /// let mut arena = arena_b::SyncArena::new();
+    /// arena.alloc_slice_fast(&[0u8; 10_000]);
+    /// arena.reset();
+    /// arena.reset_peak();
+    /// assert_eq!(arena.stats().peak_bytes, 0);
+    /// ```
+    pub fn reset_peak(&mut self) {
+        for shard in self.shard_ptrs() {
+            // SAFETY: as in `reset`: `&mut self` excludes every other user.
+            unsafe { (*shard).arena.reset_peak() };
+        }
+    }
+
     /// Bytes of the chunks owned by all threads' parts.
     ///
     /// ```

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
 use std::task::{ready, Context, Poll};
 
 use http_body::{Body, Frame, SizeHint};
@@ -11,21 +10,23 @@ use pin_project_lite::pin_project;
 use crate::handle::RequestArena;
 use crate::lease::{End, Lease};
 
-/// Holds a request's handle until the response ends, and records how it
-/// ended; dropping it unended records `on_drop`. After the end it keeps a
-/// `Weak` to check, when it is dropped (after the body or future that owns
-/// it, and whatever that held), whether handles outlived the response.
+/// Holds a request's handle until it is dropped, and records how the
+/// response ended (`end`); dropping it unended records `on_drop`. It is the
+/// last field of the body or future that owns it, so it drops after what
+/// they wrapped: then it checks whether other handles outlived the
+/// response, and lets its own go, which releases the arena when it was the
+/// last.
 pub(crate) struct EndGuard {
     handle: Option<RequestArena>,
-    watch: Option<Weak<Lease>>,
+    ended: bool,
     on_drop: End,
 }
 
 impl EndGuard {
     pub(crate) fn new(handle: RequestArena, on_drop: End) -> EndGuard {
         EndGuard {
-            watch: Some(Arc::downgrade(&handle.lease)),
             handle: Some(handle),
+            ended: false,
             on_drop,
         }
     }
@@ -33,19 +34,34 @@ impl EndGuard {
     /// Hands the handle over (to the response body); this guard is then
     /// inert.
     pub(crate) fn take(&mut self) -> Option<RequestArena> {
-        self.watch = None;
+        self.ended = true;
         self.handle.take()
     }
 
     pub(crate) fn is_ended(&self) -> bool {
-        self.handle.is_none()
+        self.ended
     }
 
-    /// The end: records `reason` (the first end wins) and drops the handle,
-    /// which releases the arena when it was the last.
+    /// The end: records `reason` (the first end wins). If no other handle
+    /// is alive (`alloc_bytes` buffers aside), lets ours go now, which
+    /// releases the arena unless such a buffer still holds it. Otherwise
+    /// ours is kept until this guard drops, after what the body or future
+    /// wrapped, to tell handles left in it from handles that outlive the
+    /// response.
     pub(crate) fn end(&mut self, reason: End) {
-        if let Some(handle) = self.handle.take() {
-            handle.lease.mark_end(reason);
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        if let Some(handle) = &self.handle {
+            let lease = handle.lease();
+            lease.mark_end(reason);
+            let owners = lease
+                .bytes_owners
+                .load(std::sync::atomic::Ordering::Acquire);
+            if std::sync::Arc::strong_count(lease) <= 1 + owners {
+                self.handle = None;
+            }
         }
     }
 }
@@ -53,8 +69,8 @@ impl EndGuard {
 impl Drop for EndGuard {
     fn drop(&mut self) {
         self.end(self.on_drop);
-        if let Some(lease) = self.watch.take().and_then(|weak| weak.upgrade()) {
-            Lease::check_outlived(&lease);
+        if let Some(handle) = self.handle.take() {
+            Lease::check_outlived(handle.lease());
         }
     }
 }
@@ -134,7 +150,7 @@ impl<B> ArenaBody<B> {
     }
 
     /// Whether the response has ended from this body's point of view (its
-    /// handle to the arena is gone).
+    /// last frame or an error was seen).
     pub fn is_ended(&self) -> bool {
         self.guard.is_ended()
     }

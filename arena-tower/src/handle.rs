@@ -60,20 +60,27 @@ use crate::lease::Lease;
 /// ```
 #[derive(Clone)]
 pub struct RequestArena {
-    pub(crate) lease: Arc<Lease>,
+    /// `Some` until the handle's drop hands it to `Lease::release_last`.
+    lease: Option<Arc<Lease>>,
 }
 
 impl RequestArena {
-    pub(crate) fn new(lease: Lease) -> RequestArena {
-        RequestArena {
-            lease: Arc::new(lease),
+    pub(crate) fn new(lease: Arc<Lease>) -> RequestArena {
+        RequestArena { lease: Some(lease) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn lease(&self) -> &Arc<Lease> {
+        match &self.lease {
+            Some(lease) => lease,
+            None => unreachable!("arena-tower: a handle is only emptied by its drop"),
         }
     }
 
     /// The request's arena.
     #[inline(always)]
     pub fn arena(&self) -> &SyncArena {
-        self.lease.arena()
+        self.lease().arena()
     }
 
     /// Copies `data` into the arena and returns it as [`Bytes`], for a
@@ -131,7 +138,7 @@ impl RequestArena {
     }
 
     fn bytes_from(&self, data: &mut [u8]) -> Bytes {
-        self.lease.bytes_owners.fetch_add(1, Ordering::AcqRel);
+        self.lease().bytes_owners.fetch_add(1, Ordering::AcqRel);
         let len = data.len();
         Bytes::from_owner(ArenaBytes {
             ptr: NonNull::from(data).cast(),
@@ -143,7 +150,7 @@ impl RequestArena {
     /// Whether this request's response has ended (its body finished, failed
     /// or was dropped). Handles that outlive the end keep the arena alive.
     pub fn response_ended(&self) -> bool {
-        self.lease.ended()
+        self.lease().ended()
     }
 }
 
@@ -152,7 +159,19 @@ impl Deref for RequestArena {
 
     #[inline(always)]
     fn deref(&self) -> &SyncArena {
-        self.lease.arena()
+        self.lease().arena()
+    }
+}
+
+impl Drop for RequestArena {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            // Only the last handle can release; a cheap load filters the
+            // others before `release_last`'s exact check.
+            if Arc::strong_count(&lease) == 1 {
+                Lease::release_last(lease);
+            }
+        }
     }
 }
 
@@ -194,7 +213,7 @@ impl AsRef<[u8]> for ArenaBytes {
 impl Drop for ArenaBytes {
     fn drop(&mut self) {
         self.handle
-            .lease
+            .lease()
             .bytes_owners
             .fetch_sub(1, Ordering::AcqRel);
     }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
+use crate::handle::RequestArena;
+use crate::lease::End;
 use crate::pool::{Config, Pool, PoolStats};
 use crate::service::ArenaService;
 
@@ -133,6 +135,26 @@ impl ArenaLayer {
     #[track_caller]
     pub fn shards(self, shards: usize) -> ArenaLayer {
         self.set(|c| c.shards = shards)
+    }
+
+    /// Leases an arena from the pool outside an HTTP request (a background
+    /// job, a test, a benchmark): it has no response to wait for, so it is
+    /// reset and pooled as soon as its last handle is dropped. The release
+    /// event is emitted in the span current here.
+    ///
+    /// ```
+    /// let layer = arena_tower::ArenaLayer::new();
+    /// let arena = layer.lease();
+    /// assert_eq!(*arena.alloc(41u64) + 1, 42);
+    /// assert_eq!(layer.pool_stats().in_flight, 1);
+    /// drop(arena);
+    /// assert_eq!(layer.pool_stats().in_flight, 0);
+    /// assert_eq!(layer.lease().bytes_allocated(), 0, "reset before reuse");
+    /// ```
+    pub fn lease(&self) -> RequestArena {
+        let handle = self.pool.lease(tracing::Span::current());
+        handle.lease().mark_end(End::Finished);
+        handle
     }
 
     /// The pool's counters: leases, hits, misses, arenas in flight, and

@@ -3,9 +3,14 @@
 //! A [`Lease`] lives in an `Arc` shared by every [`RequestArena`] handle of
 //! the request (the request's extensions, the response future, the response
 //! body, clones the handler made, and the owners of `alloc_bytes` buffers).
-//! Its `Drop`, which runs once the last of them is gone, is the release:
-//! stats, tracing, reset, back to the pool. The response's end is recorded
-//! separately (`mark_end`), only to report how the request ended.
+//! When the last handle is dropped it finds itself the `Arc`'s only owner
+//! (`Arc::get_mut`) and releases the lease in place: stats, tracing, reset,
+//! and the `Arc` itself goes back to the pool with the arena inside, so a
+//! lease in steady state allocates nothing. (If two last handles race on
+//! two threads, neither sees itself alone and the `Arc` is freed; the
+//! lease's `Drop` then does the same release, and the pool gets the arena
+//! in a new `Arc`.) The response's end is recorded separately
+//! (`mark_end`), only to report how the request ended.
 //!
 //! [`RequestArena`]: crate::RequestArena
 
@@ -67,12 +72,15 @@ impl End {
 
 /// A leased arena; see the module docs.
 pub(crate) struct Lease {
-    /// `Some` until the release moves it back to the pool.
+    /// `None` only inside a release that frees the lease.
     arena: Option<SyncArena>,
-    pool: Arc<Pool>,
+    /// The pool, while leased; `None` while pooled (a pooled lease must not
+    /// keep its pool alive: that would be a cycle).
+    pool: Option<Arc<Pool>>,
     /// The span that was current when the request was called.
     pub(crate) span: tracing::Span,
-    started: Instant,
+    /// When the lease started, if the release event will be recorded.
+    started: Option<Instant>,
     pool_hit: bool,
     end: AtomicU8,
     /// Set when handles outlived the response (reported once).
@@ -83,31 +91,50 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
-    pub(crate) fn new(
-        arena: SyncArena,
-        pool: Arc<Pool>,
-        span: tracing::Span,
-        pool_hit: bool,
-    ) -> Lease {
+    /// A lease of a fresh arena (a pool miss).
+    pub(crate) fn new(arena: SyncArena) -> Lease {
         Lease {
             arena: Some(arena),
-            pool,
-            span,
-            started: Instant::now(),
-            pool_hit,
+            pool: None,
+            span: tracing::Span::none(),
+            started: None,
+            pool_hit: false,
             end: AtomicU8::new(End::Open as u8),
             outlived: AtomicBool::new(false),
             bytes_owners: AtomicUsize::new(0),
         }
     }
 
+    /// Starts a request on this (unshared) lease.
+    pub(crate) fn start(&mut self, pool: Arc<Pool>, span: tracing::Span, pool_hit: bool) {
+        self.started =
+            tracing::enabled!(target: "arena_tower", tracing::Level::DEBUG).then(Instant::now);
+        self.pool = Some(pool);
+        self.span = span;
+        self.pool_hit = pool_hit;
+        *self.end.get_mut() = End::Open as u8;
+        *self.outlived.get_mut() = false;
+        *self.bytes_owners.get_mut() = 0;
+    }
+
     #[inline(always)]
     pub(crate) fn arena(&self) -> &SyncArena {
         match &self.arena {
             Some(arena) => arena,
-            // `arena` is only taken in `drop`.
+            // `arena` is only taken by a release that frees the lease.
             None => unreachable!("arena-tower: lease used after release"),
         }
+    }
+
+    /// Ends the request on this (unshared, released) lease before it is
+    /// pooled: lets the request's span go (a span stays open while anything
+    /// holds it) and returns the arena for the pool's reset.
+    pub(crate) fn finish(&mut self) -> &mut SyncArena {
+        self.span = tracing::Span::none();
+        self.started = None;
+        self.arena
+            .as_mut()
+            .expect("a lease has its arena until it is freed")
     }
 
     /// Whether the response has ended.
@@ -126,10 +153,10 @@ impl Lease {
         );
     }
 
-    /// Called once the response has ended and the wrapper that ended it
-    /// (body or future, with everything it owned) is gone: any handle
-    /// still alive (not counting `alloc_bytes` owners and `this`) outlives
-    /// the response. Reported with a `WARN` in the request's span, and as
+    /// Called by the body or future that ended the response, once what it
+    /// wrapped is gone and while it still holds `this`: any other handle
+    /// still alive (not counting `alloc_bytes` owners) outlives the
+    /// response. Reported with a `WARN` in the request's span, and as
     /// `ended = "handle_outlived"` at the release.
     pub(crate) fn check_outlived(this: &Arc<Lease>) {
         let owners = this.bytes_owners.load(Ordering::Acquire);
@@ -148,44 +175,83 @@ impl Lease {
             );
         });
     }
-}
 
-impl Drop for Lease {
-    fn drop(&mut self) {
-        let Some(arena) = self.arena.take() else {
+    /// The last handle of `this` is being dropped: release the lease and
+    /// recycle it (arena and allocation) into its pool. If other owners of
+    /// the `Arc` remain (a race with another last handle), do nothing: the
+    /// lease's `Drop` releases it.
+    pub(crate) fn release_last(mut this: Arc<Lease>) {
+        let Some(lease) = Arc::get_mut(&mut this) else {
             return;
         };
-        let stats = arena.stats();
+        if lease.pool.is_none() {
+            return;
+        }
+        let capacity = lease.report();
+        let pool = lease.pool.take().expect("set above");
+        pool.recycle(this, capacity);
+    }
+
+    /// Reports the release (tracing event, span fields, `debug` checks)
+    /// and returns the arena's capacity.
+    fn report(&mut self) -> usize {
+        let record_fields = self
+            .pool
+            .as_deref()
+            .is_some_and(|p| p.config.record_span_fields);
         let ended = if *self.outlived.get_mut() {
             End::HandleOutlived
         } else {
             End::from_u8(*self.end.get_mut())
         };
-        let held_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let pool = Arc::clone(&self.pool);
-        if pool.config.record_span_fields && !self.span.is_disabled() {
+        let arena = self.arena.as_mut().expect("a leased lease has its arena");
+        let wants_event = self.started.is_some();
+        let wants_fields = record_fields && !self.span.is_disabled();
+        if !wants_event && !wants_fields {
+            // Nobody listens: skip the stats walk (the common case under
+            // load with logging at INFO).
+            #[cfg(feature = "debug")]
+            self.span.in_scope(|| debug_report(arena, ended));
+            return arena.capacity();
+        }
+        let stats = arena.stats();
+        if wants_fields {
             self.span.record("arena.bytes", stats.bytes_allocated);
             self.span.record("arena.chunks", stats.chunks);
             self.span.record("arena.peak_bytes", stats.peak_bytes);
             self.span.record("arena.pool_hit", self.pool_hit);
         }
-        self.span.in_scope(|| {
-            tracing::debug!(
-                target: "arena_tower",
-                bytes_allocated = stats.bytes_allocated,
-                chunks = stats.chunks,
-                peak_bytes = stats.peak_bytes,
-                pool_hit = self.pool_hit,
-                held_us,
-                ended = ended.as_str(),
-                "request arena released"
-            );
-        });
+        if let Some(started) = self.started {
+            let held_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.span.in_scope(|| {
+                tracing::debug!(
+                    target: "arena_tower",
+                    bytes_allocated = stats.bytes_allocated,
+                    chunks = stats.chunks,
+                    peak_bytes = stats.peak_bytes,
+                    pool_hit = self.pool_hit,
+                    held_us,
+                    ended = ended.as_str(),
+                    "request arena released"
+                );
+            });
+        }
         #[cfg(feature = "debug")]
-        let mut arena = arena;
-        #[cfg(feature = "debug")]
-        self.span.in_scope(|| debug_report(&mut arena, ended));
-        pool.release(arena, stats.capacity);
+        self.span.in_scope(|| debug_report(arena, ended));
+        stats.capacity
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // Pooled leases (no pool) and released ones have nothing to do.
+        if self.pool.is_none() {
+            return;
+        }
+        let capacity = self.report();
+        let pool = self.pool.take().expect("set above");
+        let arena = self.arena.take().expect("a leased lease has its arena");
+        pool.recycle(Arc::new(Lease::new(arena)), capacity);
     }
 }
 

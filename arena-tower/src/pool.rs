@@ -24,7 +24,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use arena_b::{ArenaBuilder, SyncArena};
+use arena_b::ArenaBuilder;
 use crossbeam_queue::ArrayQueue;
 
 use crate::handle::RequestArena;
@@ -54,9 +54,11 @@ impl Default for Config {
     }
 }
 
-/// A pooled arena and its capacity when it was pooled.
+/// A pooled lease (its arena reset) and the arena's capacity when it was
+/// pooled. Pooling the `Arc` and not just the arena is what makes a lease
+/// allocation-free in steady state.
 struct Idle {
-    arena: SyncArena,
+    lease: Arc<Lease>,
     capacity: usize,
 }
 
@@ -150,6 +152,15 @@ impl Pool {
 
     /// Leases an arena for one request.
     pub(crate) fn lease(self: &Arc<Self>, span: tracing::Span) -> RequestArena {
+        let (mut lease, hit) = self.take();
+        Arc::get_mut(&mut lease)
+            .expect("a pooled lease has no other owner")
+            .start(Arc::clone(self), span, hit);
+        RequestArena::new(lease)
+    }
+
+    /// A pooled lease, or a new one; and whether it was pooled.
+    fn take(&self) -> (Arc<Lease>, bool) {
         let (home, shard) = self.local();
         shard.in_flight.fetch_add(1, Ordering::Relaxed);
         let found = shard.idle.pop().map(|idle| (shard, idle)).or_else(|| {
@@ -160,25 +171,25 @@ impl Pool {
                 other.idle.pop().map(|idle| (other, idle))
             })
         });
-        let (arena, hit) = match found {
+        match found {
             Some((from, idle)) => {
                 from.retained_bytes
                     .fetch_sub(idle.capacity, Ordering::Relaxed);
                 shard.hits.fetch_add(1, Ordering::Relaxed);
-                (idle.arena, true)
+                (idle.lease, true)
             }
             None => {
                 shard.misses.fetch_add(1, Ordering::Relaxed);
-                // Checked in `new`.
-                (Self::builder(&self.config).build_sync(), false)
+                // Settings checked in `new`.
+                let arena = Self::builder(&self.config).build_sync();
+                (Arc::new(Lease::new(arena)), false)
             }
-        };
-        RequestArena::new(Lease::new(arena, Arc::clone(self), span, hit))
+        }
     }
 
-    /// Resets `arena` (destructors run) and pools it, or drops it. Called by
-    /// the last handle's drop.
-    pub(crate) fn release(&self, arena: SyncArena, capacity: usize) {
+    /// Resets the arena of `lease` (destructors run) and pools the lease,
+    /// or drops it. Called by the release of the last handle.
+    pub(crate) fn recycle(&self, mut lease: Arc<Lease>, capacity: usize) {
         let (_, shard) = self.local();
         // Counted when this returns, even if a destructor run by `reset`
         // panics, so `in_flight` always comes back to zero.
@@ -190,11 +201,13 @@ impl Pool {
         }
         let _done = Done(&shard.in_flight);
 
-        let mut arena = arena;
         let max = self.config.max_retained_arena_bytes;
         if self.config.retained_per_shard == 0 || shard.idle.is_full() {
             return; // dropped: frees everything, destructors run
         }
+        let Some(arena) = Arc::get_mut(&mut lease).map(Lease::finish) else {
+            return; // cannot happen: the release owns the lease alone
+        };
         let capacity = if capacity > max {
             arena.reset_and_shrink();
             let after = arena.capacity();
@@ -206,9 +219,11 @@ impl Pool {
             arena.reset();
             capacity
         };
+        // The next request's `peak_bytes` is its own.
+        arena.reset_peak();
         // Count before the push, so a concurrent pop never subtracts first.
         shard.retained_bytes.fetch_add(capacity, Ordering::Relaxed);
-        if let Err(idle) = shard.idle.push(Idle { arena, capacity }) {
+        if let Err(idle) = shard.idle.push(Idle { lease, capacity }) {
             shard.retained_bytes.fetch_sub(capacity, Ordering::Relaxed);
             drop(idle);
         }

@@ -1,0 +1,126 @@
+//! "No heap allocation for the lease in steady state": a lease and its
+//! release, alone and inside an in-process request, counted with a
+//! counting global allocator (per thread, so the test harness's other
+//! threads do not interfere).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::convert::Infallible;
+
+use arena_tower::{ArenaLayer, RequestArena};
+use http::{Request, Response};
+use http_body_util::Empty;
+use tower::{Layer, Service};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the thread-local counter needs
+// no allocation (const-initialized `Cell`).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: forwarded.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+#[test]
+fn a_lease_and_its_release_allocate_nothing_after_warm_up() {
+    let layer = ArenaLayer::new();
+    let round = || {
+        let arena = layer.lease();
+        let x = arena.alloc(7u64);
+        let words = arena.alloc_str("scratch");
+        assert_eq!((*x, &*words), (7, "scratch"));
+        let copy = arena.clone();
+        drop(arena);
+        drop(copy);
+    };
+    for _ in 0..10 {
+        round();
+    }
+    let before = allocations();
+    for _ in 0..100_000 {
+        round();
+    }
+    assert_eq!(
+        allocations() - before,
+        0,
+        "heap allocations in 100,000 leases"
+    );
+    let stats = layer.pool_stats();
+    assert_eq!(stats.in_flight, 0);
+    assert!(stats.hits >= 100_000);
+}
+
+#[test]
+fn a_request_through_the_layer_allocates_only_what_http_does() {
+    // The request's extensions map is http's (one allocation when the
+    // first extension goes in); the layer adds no allocation of its own.
+    let handler = |req: Request<()>| async move {
+        let arena = req.extensions().get::<RequestArena>().unwrap();
+        arena.alloc([1u64; 16]);
+        Ok::<_, Infallible>(Response::new(Empty::<bytes::Bytes>::new()))
+    };
+    let layer = ArenaLayer::new();
+    let mut svc = layer.layer(tower::service_fn(handler));
+    let mut request = || {
+        let fut = svc.call(Request::new(()));
+        let res = futures_lite_block_on(fut).unwrap();
+        drop(res);
+    };
+    for _ in 0..10 {
+        request();
+    }
+    let before = allocations();
+    for _ in 0..10_000 {
+        request();
+    }
+    let per_request = (allocations() - before) as f64 / 10_000.0;
+    // The same request with an extension inserted by hand, without the layer.
+    let mut plain = tower::service_fn(|mut req: Request<()>| async move {
+        req.extensions_mut().insert(1u64);
+        Ok::<_, Infallible>(Response::new(Empty::<bytes::Bytes>::new()))
+    });
+    let before = allocations();
+    for _ in 0..10_000 {
+        drop(futures_lite_block_on(plain.call(Request::new(()))).unwrap());
+    }
+    let baseline = (allocations() - before) as f64 / 10_000.0;
+    assert_eq!(
+        per_request, baseline,
+        "the layer added allocations per request ({per_request} vs {baseline})"
+    );
+    assert_eq!(layer.pool_stats().in_flight, 0);
+}
+
+/// Polls a future that never waits to completion.
+fn futures_lite_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
