@@ -1477,6 +1477,7 @@ impl Arena {
     /// moves the position backwards, which is recorded like a rewind: a
     /// checkpoint taken in between must not be accepted after the bytes are
     /// handed out again.
+    #[inline]
     pub(crate) fn resize_last(&self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> bool {
         let resized = self
             .cursor

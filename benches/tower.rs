@@ -1,0 +1,247 @@
+//! `arena-tower` benchmarks, in process (no sockets), all contenders in one
+//! binary so the ratios come from one run.
+//!
+//! * `layer_overhead`: what the layer itself costs.
+//!   - `lease_release`: `ArenaLayer::lease()` plus the release of its last
+//!     handle (pool pop, reset, pool push), the per-request core;
+//!   - `request_noop/{with_layer,without_layer}`: a handler that does
+//!     nothing, called through `ArenaService` or directly; the difference
+//!     is the layer's cost per request (lease, extensions insert, end
+//!     guard, body wrapper, release).
+//! * `axum_scratch_handler`: a realistic handler through the axum router
+//!   (tokenize a 2 KB text, lower-case every word into its own buffer,
+//!   count them in a hash map, sort, answer the top five: a few hundred
+//!   small allocations), with its scratch data in the request arena
+//!   (`arena`), in the system allocator (`system`), and in mimalloc
+//!   (`mimalloc`, used as an `Allocator` for the same collections).
+//!
+//! Futures are polled with a no-op waker: nothing here ever waits.
+
+#![allow(missing_docs)] // criterion_group! generates an undocumented pub fn
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use allocator_api2::alloc::{AllocError, Allocator, Global};
+use allocator_api2::vec::Vec as AVec;
+use arena_tower::{ArenaLayer, RequestArena};
+use axum::body::Body;
+use axum::routing::post;
+use axum::Router;
+use criterion::{criterion_group, criterion_main, Criterion};
+use hashbrown::{DefaultHashBuilder, HashMap};
+use http::{Request, Response};
+use http_body_util::Empty;
+use mimalloc::MiMalloc;
+use tower::{Layer, Service, ServiceExt};
+
+/// Polls a future that never waits to completion.
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// mimalloc as an `Allocator`, so the same collections can use it without
+/// replacing the benchmark's global allocator.
+#[derive(Clone, Copy)]
+struct Mi;
+
+// SAFETY: every block comes from `MiMalloc` with the layout it is freed or
+// resized with; zero-sized requests get a dangling pointer and never reach
+// mimalloc.
+unsafe impl Allocator for Mi {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if layout.size() == 0 {
+            let dangling = NonNull::new(layout.align() as *mut u8).ok_or(AllocError)?;
+            return Ok(NonNull::slice_from_raw_parts(dangling, 0));
+        }
+        // SAFETY: non-zero size.
+        let p = unsafe { MiMalloc.alloc(layout) };
+        NonNull::new(p)
+            .map(|p| NonNull::slice_from_raw_parts(p, layout.size()))
+            .ok_or(AllocError)
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+        if layout.size() != 0 {
+            // SAFETY: allocated by `allocate` with this layout.
+            unsafe { MiMalloc.dealloc(ptr.as_ptr(), layout) }
+        }
+    }
+
+    unsafe fn grow(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        if old.size() == 0 || old.align() != new.align() {
+            let block = self.allocate(new)?;
+            // SAFETY: both blocks are valid for `old.size()` bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr.as_ptr(), block.cast().as_ptr(), old.size());
+                self.deallocate(ptr, old);
+            }
+            return Ok(block);
+        }
+        // SAFETY: `ptr` came from mimalloc with `old`; same alignment.
+        let p = unsafe { MiMalloc.realloc(ptr.as_ptr(), old, new.size()) };
+        NonNull::new(p)
+            .map(|p| NonNull::slice_from_raw_parts(p, new.size()))
+            .ok_or(AllocError)
+    }
+}
+
+const TEXT: &str = "The quick brown fox jumps over the lazy dog while the cat watches \
+    from the fence and the bird sings a song about the morning sun rising over the hills \
+    and the river flows past the old mill where the miller grinds the grain into flour \
+    for the bread that the baker bakes every morning before the town wakes up to the \
+    sound of the church bells ringing across the valley and the children run to school \
+    with their books and their lunches packed by their mothers who worry about the rain \
+    that might come later in the afternoon when the clouds gather over the mountains and \
+    the wind picks up from the west carrying the smell of pine and wet earth through the \
+    streets where the shopkeepers open their doors and sweep the dust from their steps \
+    while the dogs bark at the passing carts and the horses stamp their hooves impatiently \
+    waiting for their drivers who are drinking coffee in the cafe on the corner of the \
+    square where the old men play chess and argue about politics and the weather and the \
+    price of bread which has gone up again this year because the harvest was poor and the \
+    mill had to close for repairs after the flood last spring damaged the wheel and the \
+    miller had to borrow money from the bank to fix it and now he charges more for the \
+    flour and the baker charges more for the bread and everyone complains but they still \
+    buy it because what else can they do in a small town like this one in the valley";
+
+/// The handler's work, on allocator `A`.
+fn scratch_work<A: Allocator + Clone>(input: &str, alloc: A) -> String {
+    let mut words: AVec<&str, A> = AVec::new_in(alloc.clone());
+    words.extend(
+        input
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty()),
+    );
+    let mut lowered: AVec<AVec<u8, A>, A> = AVec::with_capacity_in(words.len(), alloc.clone());
+    for word in &words {
+        let mut buf = AVec::with_capacity_in(word.len(), alloc.clone());
+        buf.extend(word.bytes().map(|b| b.to_ascii_lowercase()));
+        lowered.push(buf);
+    }
+    let mut counts: HashMap<&[u8], u32, DefaultHashBuilder, A> =
+        HashMap::with_hasher_in(DefaultHashBuilder::default(), alloc.clone());
+    for word in &lowered {
+        *counts.entry(&word[..]).or_insert(0) += 1;
+    }
+    let mut top: AVec<(&[u8], u32), A> = AVec::with_capacity_in(counts.len(), alloc);
+    top.extend(counts.iter().map(|(w, n)| (*w, *n)));
+    top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut out = String::with_capacity(64);
+    for (word, n) in top.iter().take(5) {
+        let _ = write!(out, "{}={n} ", std::str::from_utf8(word).unwrap_or("?"));
+    }
+    out
+}
+
+fn layer_overhead(c: &mut Criterion) {
+    let mut group = c.benchmark_group("layer_overhead");
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+
+    let layer = ArenaLayer::new();
+    group.bench_function("lease_release", |b| {
+        b.iter(|| {
+            let arena = layer.lease();
+            black_box(arena.alloc(black_box(1u64)));
+        });
+    });
+
+    let handler = |req: Request<()>| async move {
+        black_box(&req);
+        Ok::<_, Infallible>(Response::new(Empty::<bytes::Bytes>::new()))
+    };
+    let mut with_layer = ArenaLayer::new().layer(tower::service_fn(handler));
+    group.bench_function("request_noop/with_layer", |b| {
+        b.iter(|| drop(block_on(with_layer.call(Request::new(())))));
+    });
+    let mut without_layer = tower::service_fn(handler);
+    group.bench_function("request_noop/without_layer", |b| {
+        b.iter(|| drop(block_on(without_layer.call(Request::new(())))));
+    });
+    group.finish();
+}
+
+async fn arena_handler(arena: RequestArena, body: String) -> String {
+    scratch_work(&body, &arena)
+}
+
+async fn system_handler(body: String) -> String {
+    scratch_work(&body, Global)
+}
+
+async fn mimalloc_handler(body: String) -> String {
+    scratch_work(&body, Mi)
+}
+
+fn axum_scratch_handler(c: &mut Criterion) {
+    let mut group = c.benchmark_group("axum_scratch_handler");
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+
+    let request = || {
+        Request::post("/words")
+            .header("content-type", "text/plain")
+            .body(Body::from(TEXT))
+            .unwrap()
+    };
+    let run = |router: &Router| {
+        let response = block_on(router.clone().oneshot(request())).unwrap();
+        assert!(response.status().is_success());
+        drop(black_box(response));
+    };
+
+    let arena = Router::new()
+        .route("/words", post(arena_handler))
+        .layer(ArenaLayer::new());
+    let system = Router::new().route("/words", post(system_handler));
+    let mimalloc = Router::new().route("/words", post(mimalloc_handler));
+
+    // Same answer from all three.
+    assert_eq!(scratch_work(TEXT, Global), scratch_work(TEXT, Mi));
+
+    // The handler's work alone, without axum (the arena leased and
+    // released around it, as the layer does).
+    let layer = ArenaLayer::new();
+    group.bench_function("work_only/arena", |b| {
+        b.iter(|| {
+            let arena = layer.lease();
+            black_box(scratch_work(black_box(TEXT), &arena));
+        })
+    });
+    let mut plain = arena_b::Arena::new();
+    group.bench_function("work_only/plain_arena", |b| {
+        b.iter(|| {
+            black_box(scratch_work(black_box(TEXT), &plain));
+            plain.reset();
+        })
+    });
+    group.bench_function("work_only/system", |b| {
+        b.iter(|| black_box(scratch_work(black_box(TEXT), Global)))
+    });
+    group.bench_function("work_only/mimalloc", |b| {
+        b.iter(|| black_box(scratch_work(black_box(TEXT), Mi)))
+    });
+
+    group.bench_function("arena", |b| b.iter(|| run(&arena)));
+    group.bench_function("system", |b| b.iter(|| run(&system)));
+    group.bench_function("mimalloc", |b| b.iter(|| run(&mimalloc)));
+    group.finish();
+}
+
+criterion_group!(benches, layer_overhead, axum_scratch_handler);
+criterion_main!(benches);
