@@ -64,3 +64,20 @@ fn v0_5_features() {
     assert!(out.contains("without a new chunk: true"), "{out}");
     assert!(out.contains("reset_and_shrink: 0 bytes allocated"), "{out}");
 }
+
+#[test]
+fn axum_server_self_test() {
+    let out = run_example("axum_server", &["--self-test"]);
+    assert!(out.contains("self-test passed"), "{out}");
+    assert!(
+        out.contains(r#"POST /words -> 200 OK {"words":8,"distinct":5,"top":[["the",3],["and",2]]}"#),
+        "{out}"
+    );
+}
+
+#[test]
+fn hyper_service_self_test() {
+    let out = run_example("hyper_service", &["--self-test"]);
+    assert!(out.contains("self-test passed"), "{out}");
+    assert!(out.contains("POST /reverse -> 200 OK three two one"), "{out}");
+}
