@@ -45,9 +45,7 @@ fn main() {
     println!("ThreadSlab: {reused} of 1000 scratch buffers reused a freed block");
 
     // --- LockFreeAllocator: a shared buffer for small allocations -----------
-    let with_buffer = Arena::builder()
-        .lockfree_buffer(64 * 1024, 64)
-        .build_sync();
+    let with_buffer = Arena::builder().lockfree_buffer(64 * 1024, 64).build_sync();
     std::thread::scope(|s| {
         for t in 0..4u64 {
             let arena = &with_buffer;
