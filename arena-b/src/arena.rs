@@ -835,6 +835,7 @@ impl Arena {
         // null is the bottom of the list.
         unsafe { self.drops.run_until(core::ptr::null_mut()) };
         self.move_to(Pos::ZERO);
+        self.unbudget_idle_chunks();
         self.record_rewind(self.pos());
         self.counters.resets.add(1);
     }
@@ -885,8 +886,13 @@ impl Arena {
             .capacity
             .set(self.counters.capacity.get() - bytes);
         let count = freed.len();
+        let budgeted: usize = freed
+            .iter()
+            .filter(|c| c.budgeted)
+            .map(RawChunk::capacity)
+            .sum();
         drop(freed);
-        self.give_back_shared(bytes);
+        self.give_back_shared(budgeted);
         report(
             self.config.sink.as_ref(),
             DiagnosticEvent::ChunksFreed { count, bytes },
@@ -1598,7 +1604,14 @@ impl Arena {
         };
         let mut event = None;
         match chunks[next..].iter().position(|c| c.fits(layout)) {
-            Some(i) => chunks.swap(next, next + i),
+            Some(i) => {
+                if let Err(err) = self.budget_reused(&mut chunks[next + i]) {
+                    drop(chunks);
+                    report(self.config.sink.as_ref(), err.1);
+                    return Err(err.0);
+                }
+                chunks.swap(next, next + i);
+            }
             None => {
                 let chunk = match self.new_chunk(layout, growth) {
                     Ok(chunk) => chunk,
@@ -1704,10 +1717,58 @@ impl Arena {
                 }
             }
         }
-        RawChunk::allocate(capacity, layout.align()).ok_or_else(|| {
+        let mut chunk = RawChunk::allocate(capacity, layout.align()).ok_or_else(|| {
             self.give_back_shared(capacity);
             oom(capacity)
-        })
+        })?;
+        chunk.budgeted = self.config.shared_limit.is_some();
+        Ok(chunk)
+    }
+
+    /// An idle chunk is put to use again: if it was given back to the
+    /// shared limit (by `reset`), take its bytes again.
+    fn budget_reused(&self, chunk: &mut RawChunk) -> Result<(), (AllocError, DiagnosticEvent)> {
+        let Some(shared) = &self.config.shared_limit else {
+            return Ok(());
+        };
+        if chunk.budgeted {
+            return Ok(());
+        }
+        if !shared.try_take(chunk.capacity()) {
+            return Err((
+                AllocError::new(AllocErrorKind::LimitExceeded, chunk.capacity()),
+                DiagnosticEvent::LimitReached {
+                    requested: chunk.capacity(),
+                    limit: shared.limit,
+                },
+            ));
+        }
+        chunk.budgeted = true;
+        Ok(())
+    }
+
+    /// After `reset`, with a limit shared with other arenas (a
+    /// `SyncArena`'s parts): every chunk is idle, so its bytes go back to
+    /// the limit and one thread's idle chunks do not count against
+    /// another's allocations. The cursor leaves the first chunk too (the
+    /// state of a new arena), so that the next allocation goes through
+    /// `grow`, which takes a chunk's bytes again before using it.
+    fn unbudget_idle_chunks(&self) {
+        let Some(shared) = &self.config.shared_limit else {
+            return;
+        };
+        let mut chunks = self.chunks.borrow_mut();
+        for chunk in chunks.iter_mut().filter(|c| c.budgeted) {
+            chunk.budgeted = false;
+            shared.give_back(chunk.capacity());
+        }
+        self.chunk_move(|| {
+            self.chunk_start.set(core::ptr::null_mut());
+            self.used_before.set(0);
+            self.current.set(0);
+            // SAFETY: the empty window `[null, null)` hands out nothing.
+            unsafe { self.cursor.set(core::ptr::null_mut(), core::ptr::null_mut()) };
+        });
     }
 
     /// Returns chunk bytes to the limit shared with other arenas, if any.
@@ -1768,6 +1829,15 @@ impl Drop for Arena {
         unsafe { self.drops.run_until(core::ptr::null_mut()) };
         // The chunks are freed by the `chunks` field, also when a
         // destructor above panicked.
-        self.give_back_shared(self.counters.capacity.get());
+        if self.config.shared_limit.is_some() {
+            let budgeted: usize = self
+                .chunks
+                .get_mut()
+                .iter()
+                .filter(|c| c.budgeted)
+                .map(RawChunk::capacity)
+                .sum();
+            self.give_back_shared(budgeted);
+        }
     }
 }

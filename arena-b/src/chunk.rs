@@ -27,6 +27,10 @@ pub(crate) struct RawChunk {
     /// Bytes in use when the arena's cursor last left this chunk. Only
     /// meaningful for chunks before the current one.
     pub(crate) used: usize,
+    /// Counted in the limit the arena shares with others (a `SyncArena`'s
+    /// parts): taken when the chunk is put to use, given back when it is
+    /// freed or left idle by `reset`.
+    pub(crate) budgeted: bool,
     /// Feature `debug`: address one past the highest byte filled with
     /// poison since the chunk was taken (0 if none).
     #[cfg(feature = "debug")]
@@ -65,6 +69,7 @@ impl RawChunk {
             ptr,
             layout,
             used: 0,
+            budgeted: false,
             #[cfg(feature = "debug")]
             poisoned_to: 0,
             #[cfg(feature = "debug")]
@@ -157,6 +162,7 @@ impl RawChunk {
             ptr,
             layout: Layout::from_size_align(0, page).map_err(|e| e.to_string())?,
             used: 0,
+            budgeted: false,
             #[cfg(feature = "debug")]
             poisoned_to: 0,
             #[cfg(feature = "debug")]
@@ -283,6 +289,7 @@ mod thread_cache {
                     ptr,
                     layout,
                     used: 0,
+                    budgeted: false,
                     #[cfg(feature = "debug")]
                     poisoned_to: 0,
                     #[cfg(feature = "debug")]

@@ -283,13 +283,10 @@ fn run(ops: Vec<Op>, chunk_size: usize) {
 }
 
 fn cases() -> u32 {
-    if cfg!(miri) {
-        return 4;
-    }
     std::env::var("ARENA_MODEL_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+        .unwrap_or(if cfg!(miri) { 4 } else { 256 })
 }
 
 /// The model provokes refused (panicking) rewinds on purpose; keep their

@@ -360,3 +360,31 @@ fn reset_and_shrink_then_allocate_on_a_thread_with_a_cached_part() {
     assert_eq!(*arena.alloc(7u64), 7);
     assert_eq!(arena.threads(), 1);
 }
+
+#[test]
+fn idle_chunks_of_other_threads_do_not_count_against_the_limit_after_reset() {
+    // Regression (review): a pooled arena reset after one thread used it
+    // kept that thread's chunks counted in the shared limit, so another
+    // thread could not allocate what the first one could.
+    let mut arena = Arena::builder()
+        .chunk_size(4096)
+        .allocation_limit(100 * 1024)
+        .build_sync();
+    let big = std::alloc::Layout::from_size_align(60 * 1024, 8).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(arena.try_alloc_layout(big).is_ok()));
+    });
+    arena.reset();
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(arena.try_alloc_layout(big).is_ok(), "the limit counted idle chunks"));
+    });
+    // Both threads at once still cannot exceed the limit.
+    arena.reset();
+    let served = std::thread::scope(|s| {
+        let a = s.spawn(|| arena.try_alloc_layout(big).is_ok());
+        let b = s.spawn(|| arena.try_alloc_layout(big).is_ok());
+        [a.join().unwrap(), b.join().unwrap()]
+    });
+    assert!(!(served[0] && served[1]), "2 x 60 KiB fit under a 100 KiB limit");
+    assert!(arena.capacity() >= 60 * 1024);
+}
