@@ -6,12 +6,19 @@
 //! cargo run --example axum_server                 # http://127.0.0.1:3000
 //! cargo run --example axum_server -- --port 8080  # or PORT=8080
 //! cargo run --example axum_server -- --self-test  # ephemeral port, a few requests, exit
+//! cargo run --example axum_server -- --no-arena   # the same server without ArenaLayer
 //!
 //! curl -s localhost:3000/words -H 'content-type: application/json' \
 //!      -d '{"text": "the cat and the hat and the bat", "top": 2}'
 //! curl -s localhost:3000/sum -H 'content-type: application/json' -d '[3, 1, 4, 1, 5, 9, 2, 6]'
 //! curl -s localhost:3000/stats
+//! curl -s localhost:3000/slow/200      # answers after 200 ms
+//! curl -s localhost:3000/stream/5      # five chunks, 10 ms apart, built in the arena
+//! curl -s localhost:3000/panic         # a handler that panics: 500, arena still reclaimed
 //! ```
+//!
+//! `--no-arena` serves `/words` with the same logic on the global allocator
+//! and without the layer, for comparisons (`scripts/load-test`).
 //!
 //! `RUST_LOG` overrides the default filter (`info,arena_tower=debug`).
 //! In `--self-test` mode the server answers `ARENA_EXAMPLE_REQUESTS`
@@ -25,7 +32,8 @@ use std::time::Duration;
 
 use allocator_api2::vec::Vec as ArenaVec;
 use arena_tower::{ArenaLayer, RequestArena};
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Path, State};
 use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -33,6 +41,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -95,6 +104,71 @@ async fn words(arena: RequestArena, body: Bytes) -> Result<Json<WordsOut>, (Stat
     }))
 }
 
+/// `/words` without the layer (`--no-arena`): the same work on the global
+/// allocator.
+async fn words_plain(body: Bytes) -> Result<Json<WordsOut>, (StatusCode, String)> {
+    let input: WordsIn<'_> =
+        serde_json::from_slice(&body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+    let mut counts = hashbrown::HashMap::new();
+    let mut total = 0;
+    for word in input
+        .text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        total += 1;
+        let word: String = if word.chars().any(char::is_uppercase) {
+            word.to_lowercase()
+        } else {
+            word.to_owned()
+        };
+        *counts.entry(word).or_insert(0u32) += 1;
+    }
+    let mut ranked: Vec<(u32, &str)> = Vec::with_capacity(counts.len());
+    ranked.extend(counts.iter().map(|(w, n)| (*n, w.as_str())));
+    ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    Ok(Json(WordsOut {
+        words: total,
+        distinct: counts.len(),
+        top: ranked
+            .iter()
+            .take(input.top)
+            .map(|(n, w)| (w.to_string(), *n))
+            .collect(),
+    }))
+}
+
+/// Answers after `ms` milliseconds, holding arena data across the wait.
+async fn slow(arena: RequestArena, Path(ms): Path<u64>) -> String {
+    let note = arena.alloc_str(&format!("slept {ms} ms"));
+    tokio::time::sleep(Duration::from_millis(ms.min(10_000))).await;
+    note.to_string()
+}
+
+/// Streams `chunks` chunks, 10 ms apart, each built in the arena
+/// (`alloc_bytes`): the arena lives until the body is done or dropped.
+async fn stream(arena: RequestArena, Path(chunks): Path<u32>) -> Body {
+    let parts = futures_util::stream::unfold(0u32, move |i| {
+        let arena = arena.clone();
+        async move {
+            if i >= chunks.min(10_000) {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let chunk = arena.alloc_bytes(format!("chunk {i}\n").as_bytes());
+            Some((Ok::<_, std::convert::Infallible>(chunk), i + 1))
+        }
+    });
+    Body::from_stream(parts)
+}
+
+/// Panics after allocating: `CatchPanicLayer` answers 500 and the arena is
+/// reclaimed all the same.
+async fn panic(arena: RequestArena) -> String {
+    arena.alloc_str("allocated before the panic");
+    panic!("this handler panics on purpose");
+}
+
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
 struct SumOut {
     count: usize,
@@ -133,7 +207,11 @@ fn app(layer: ArenaLayer) -> Router {
         .route("/words", post(words))
         .route("/sum", post(sum))
         .route("/stats", get(stats))
+        .route("/slow/{ms}", get(slow))
+        .route("/stream/{chunks}", get(stream))
+        .route("/panic", get(panic))
         .with_state(layer.clone())
+        .layer(CatchPanicLayer::new())
         .layer(layer)
         .layer(
             TraceLayer::new_for_http()
@@ -194,6 +272,16 @@ async fn main() {
 
     let addr = SocketAddr::from(([127, 0, 0, 1], port_from_args()));
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    if std::env::args().any(|a| a == "--no-arena") {
+        println!("listening on http://{addr} without ArenaLayer (Ctrl-C to stop)");
+        let plain = Router::new().route("/words", post(words_plain));
+        axum::serve(listener, plain)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .expect("server");
+        return;
+    }
     println!("listening on http://{addr} (Ctrl-C to stop)");
     println!(
         "try: curl -s http://{addr}/words -H 'content-type: application/json' \
@@ -279,6 +367,16 @@ async fn self_test(layer: ArenaLayer) {
             median: Some(4)
         }
     );
+
+    let (status, body) = send(addr, "GET", "/slow/20", "").await;
+    println!("GET /slow/20 -> {status} {}", String::from_utf8_lossy(&body));
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"slept 20 ms"[..]));
+    let (status, body) = send(addr, "GET", "/stream/3", "").await;
+    println!("GET /stream/3 -> {status} {:?}", String::from_utf8_lossy(&body));
+    assert_eq!(&body[..], b"chunk 0\nchunk 1\nchunk 2\n");
+    let (status, _) = send(addr, "GET", "/panic", "").await;
+    println!("GET /panic -> {status}");
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 
     let (status, body) = send(addr, "POST", "/words", "not json").await;
     println!("POST /words (bad JSON) -> {status}");
