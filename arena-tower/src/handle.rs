@@ -92,6 +92,11 @@ impl RequestArena {
     /// Panics like [`SyncArena::alloc_slice_fast`] when the request's byte
     /// limit is exceeded; see [`try_alloc_bytes`](Self::try_alloc_bytes).
     ///
+    /// Do not store such a `Bytes` (or a `RequestArena` clone) inside the
+    /// same arena, for example in a value given to `alloc`: it would keep
+    /// its own arena alive, and the arena would never be released (a
+    /// reference cycle, like an `Arc` that holds itself).
+    ///
     /// ```
     /// # use arena_tower::{ArenaLayer, RequestArena};
     /// # use http::{Request, Response};

@@ -57,10 +57,10 @@ pub(crate) const DEFAULT_MAX_RETAINED_ARENA_BYTES: usize = 256 * 1024;
 /// | --- | --- |
 /// | `bytes_allocated` | bytes the request allocated (and had not freed in a scope) |
 /// | `chunks` | chunks its arena owns |
-/// | `peak_bytes` | the arena's high-water mark (a pooled arena keeps it across requests) |
+/// | `peak_bytes` | the request's high-water mark of bytes allocated (sampled when chunks change, at scope exits and at the release) |
 /// | `pool_hit` | whether the arena came from the pool |
 /// | `held_us` | microseconds from the lease to the release |
-/// | `ended` | `finished`, `body_error`, `body_dropped`, `handler_failed`, `handler_dropped` or `handle_outlived` |
+/// | `ended` | `finished`, `body_error`, `body_dropped` (the body was dropped before its end: the client went away, or the server did not send it, as for `HEAD`, 204 and 304 responses), `handler_failed`, `handler_dropped` or `handle_outlived` |
 #[derive(Clone)]
 pub struct ArenaLayer {
     pool: Arc<Pool>,

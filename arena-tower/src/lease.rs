@@ -32,7 +32,8 @@ pub(crate) enum End {
     Finished = 1,
     /// The body yielded an error.
     BodyError = 2,
-    /// The body was dropped before its end (the client went away).
+    /// The body was dropped before its end: the client went away, or the
+    /// server did not send it (`HEAD`, 204 and 304 responses).
     BodyDropped = 3,
     /// The inner service returned an error.
     HandlerFailed = 4,
@@ -206,7 +207,13 @@ impl Lease {
         };
         let arena = self.arena.as_mut().expect("a leased lease has its arena");
         let wants_event = self.started.is_some();
-        let wants_fields = record_fields && !self.span.is_disabled();
+        // Only a span that declares the fields gets them (and the stats walk
+        // is skipped for the others).
+        let wants_fields = record_fields
+            && self
+                .span
+                .metadata()
+                .is_some_and(|m| m.fields().field("arena.bytes").is_some());
         if !wants_event && !wants_fields {
             // Nobody listens: skip the stats walk (the common case under
             // load with logging at INFO).

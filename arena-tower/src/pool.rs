@@ -189,7 +189,7 @@ impl Pool {
 
     /// Resets the arena of `lease` (destructors run) and pools the lease,
     /// or drops it. Called by the release of the last handle.
-    pub(crate) fn recycle(&self, mut lease: Arc<Lease>, capacity: usize) {
+    pub(crate) fn recycle(&self, lease: Arc<Lease>, capacity: usize) {
         let (_, shard) = self.local();
         // Counted when this returns, even if a destructor run by `reset`
         // panics, so `in_flight` always comes back to zero.
@@ -200,7 +200,23 @@ impl Pool {
             }
         }
         let _done = Done(&shard.in_flight);
+        // A destructor of a value in the arena that panics here would
+        // surface wherever the last handle happened to be dropped (inside
+        // hyper's body polling, say), out of reach of the user's
+        // `CatchPanicLayer`: report it and drop the arena instead.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.reset_and_pool(shard, lease, capacity)
+        }));
+        if outcome.is_err() {
+            tracing::error!(
+                target: "arena_tower",
+                "a destructor of a value in a request arena panicked during its release; \
+                 the arena was dropped instead of pooled"
+            );
+        }
+    }
 
+    fn reset_and_pool(&self, shard: &Shard, mut lease: Arc<Lease>, capacity: usize) {
         let max = self.config.max_retained_arena_bytes;
         if self.config.retained_per_shard == 0 || shard.idle.is_full() {
             return; // dropped: frees everything, destructors run
