@@ -1,1 +1,9 @@
-//! Placeholder library target of the unpublished workspace package.
+//! The unpublished workspace package: it owns the top-level examples,
+//! tests and benches, and runs `docs/guide.md`'s code blocks as doctests
+//! (they use both `arena-b` and `arena-tower`, which only this package
+//! depends on together).
+
+/// `docs/guide.md`'s code blocks, compiled and run as doctests.
+#[doc = include_str!("../docs/guide.md")]
+#[cfg(doctest)]
+pub struct GuideDoctests;
