@@ -5,6 +5,8 @@
 //! Contenders, all in one criterion group so the ratios come from one run:
 //! * `sync_arena`: `arena_b::SyncArena`, used directly from both threads
 //!   (per-thread sub-arenas found through a thread-local cache);
+//! * `sync_arena_lockfree_buffer` (with `--features lockfree`): the same
+//!   with its shared `LockFreeAllocator` enabled;
 //! * `bumpalo_herd`: `bumpalo_herd::Herd` with one `Member` per thread (the
 //!   user fetches a per-thread handle first);
 //! * `blink_sync`: a shared `&blink_alloc::SyncBlinkAlloc`;
@@ -42,6 +44,25 @@ fn shared_alloc(c: &mut Criterion) {
     group.bench_function("sync_arena", |b| {
         b.iter(|| {
             let arena = SyncArena::new();
+            two_threads(|| {
+                for i in 0..PER_THREAD {
+                    black_box(arena.alloc(black_box(i)));
+                }
+            });
+            arena
+        });
+    });
+
+    // `cargo bench --bench sync --features lockfree`: the same arena with
+    // the shared lock-free buffer enabled (every allocation a
+    // compare-and-swap on one offset), to show what the per-thread parts
+    // save.
+    #[cfg(feature = "lockfree")]
+    group.bench_function("sync_arena_lockfree_buffer", |b| {
+        b.iter(|| {
+            let arena = arena_b::Arena::builder()
+                .lockfree_buffer(2 * THREADS * PER_THREAD as usize * 8, 64)
+                .build_sync();
             two_threads(|| {
                 for i in 0..PER_THREAD {
                     black_box(arena.alloc(black_box(i)));
