@@ -369,10 +369,16 @@ async fn self_test(layer: ArenaLayer) {
     );
 
     let (status, body) = send(addr, "GET", "/slow/20", "").await;
-    println!("GET /slow/20 -> {status} {}", String::from_utf8_lossy(&body));
+    println!(
+        "GET /slow/20 -> {status} {}",
+        String::from_utf8_lossy(&body)
+    );
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"slept 20 ms"[..]));
     let (status, body) = send(addr, "GET", "/stream/3", "").await;
-    println!("GET /stream/3 -> {status} {:?}", String::from_utf8_lossy(&body));
+    println!(
+        "GET /stream/3 -> {status} {:?}",
+        String::from_utf8_lossy(&body)
+    );
     assert_eq!(&body[..], b"chunk 0\nchunk 1\nchunk 2\n");
     let (status, _) = send(addr, "GET", "/panic", "").await;
     println!("GET /panic -> {status}");

@@ -109,8 +109,10 @@ async fn one(addr: SocketAddr, i: u64, counts: &Counts) {
             let body = format!(r#"{{"text": "{text}", "top": 1}}"#);
             let ok = match send(addr, "POST", "/words", body, false).await {
                 Some((StatusCode::OK, b)) => {
-                    let expected =
-                        format!(r#"{{"words":{},"distinct":2,"top":[["w{i}",{reps}]]}}"#, reps + 1);
+                    let expected = format!(
+                        r#"{{"words":{},"distinct":2,"top":[["w{i}",{reps}]]}}"#,
+                        reps + 1
+                    );
                     b == expected.as_bytes()
                 }
                 _ => false,
@@ -136,7 +138,11 @@ async fn main() {
         .expect("usage: soak_client <addr> <server pid> [requests] [concurrency]")
         .parse()
         .expect("an address like 127.0.0.1:3000");
-    let pid: u32 = args.get(1).expect("the server's pid").parse().expect("a pid");
+    let pid: u32 = args
+        .get(1)
+        .expect("the server's pid")
+        .parse()
+        .expect("a pid");
     let total: u64 = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let concurrency: u64 = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(32);
 
@@ -186,7 +192,10 @@ async fn main() {
             stats = String::from_utf8_lossy(&b).into_owned();
             let v: serde_json::Value = serde_json::from_slice(&b).expect("stats JSON");
             // The /stats request itself holds one arena.
-            in_flight = v["in_flight"].as_u64().unwrap_or(u64::MAX).saturating_sub(1);
+            in_flight = v["in_flight"]
+                .as_u64()
+                .unwrap_or(u64::MAX)
+                .saturating_sub(1);
             let retained = v["retained_bytes"].as_u64().unwrap_or(u64::MAX);
             let cap = v["retained_bytes_cap"].as_u64().unwrap_or(0);
             if in_flight == 0 && retained <= cap {
@@ -212,10 +221,17 @@ async fn main() {
         println!("{} {name}: {detail}", if ok { "PASS" } else { "FAIL" });
         pass &= ok;
     };
-    verdict("every response correct", wrong == 0, format!("{wrong} wrong"));
+    verdict(
+        "every response correct",
+        wrong == 0,
+        format!("{wrong} wrong"),
+    );
     // Flat memory after warm-up: the RSS at the end within 10% (+4 MiB) of
     // the RSS once a quarter of the requests were done.
-    let warm = samples.iter().find(|(done, _)| *done >= total / 4).map(|s| s.1);
+    let warm = samples
+        .iter()
+        .find(|(done, _)| *done >= total / 4)
+        .map(|s| s.1);
     let end = samples.last().map(|s| s.1);
     match (warm, end) {
         (Some(warm), Some(end)) => verdict(
@@ -223,7 +239,11 @@ async fn main() {
             end <= warm + warm / 10 + 4096,
             format!("{warm} KiB after warm-up, {end} KiB at the end"),
         ),
-        _ => verdict("resident memory flat after warm-up", false, "no RSS samples".into()),
+        _ => verdict(
+            "resident memory flat after warm-up",
+            false,
+            "no RSS samples".into(),
+        ),
     }
     verdict("nothing in flight at the end", in_flight == 0, stats);
     std::process::exit(if pass { 0 } else { 1 });

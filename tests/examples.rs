@@ -70,7 +70,9 @@ fn axum_server_self_test() {
     let out = run_example("axum_server", &["--self-test"]);
     assert!(out.contains("self-test passed"), "{out}");
     assert!(
-        out.contains(r#"POST /words -> 200 OK {"words":8,"distinct":5,"top":[["the",3],["and",2]]}"#),
+        out.contains(
+            r#"POST /words -> 200 OK {"words":8,"distinct":5,"top":[["the",3],["and",2]]}"#
+        ),
         "{out}"
     );
 }
@@ -79,5 +81,8 @@ fn axum_server_self_test() {
 fn hyper_service_self_test() {
     let out = run_example("hyper_service", &["--self-test"]);
     assert!(out.contains("self-test passed"), "{out}");
-    assert!(out.contains("POST /reverse -> 200 OK three two one"), "{out}");
+    assert!(
+        out.contains("POST /reverse -> 200 OK three two one"),
+        "{out}"
+    );
 }

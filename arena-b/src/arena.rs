@@ -1767,7 +1767,10 @@ impl Arena {
             self.used_before.set(0);
             self.current.set(0);
             // SAFETY: the empty window `[null, null)` hands out nothing.
-            unsafe { self.cursor.set(core::ptr::null_mut(), core::ptr::null_mut()) };
+            unsafe {
+                self.cursor
+                    .set(core::ptr::null_mut(), core::ptr::null_mut())
+            };
         });
     }
 

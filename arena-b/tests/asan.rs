@@ -27,7 +27,10 @@ fn asan_reports_a_use_after_rewind() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the child survived the use after rewind");
+    assert!(
+        !out.status.success(),
+        "the child survived the use after rewind"
+    );
     assert!(
         stderr.contains("use-after-poison"),
         "no ASan use-after-poison report:\n{stderr}"

@@ -376,7 +376,12 @@ fn idle_chunks_of_other_threads_do_not_count_against_the_limit_after_reset() {
     });
     arena.reset();
     std::thread::scope(|s| {
-        s.spawn(|| assert!(arena.try_alloc_layout(big).is_ok(), "the limit counted idle chunks"));
+        s.spawn(|| {
+            assert!(
+                arena.try_alloc_layout(big).is_ok(),
+                "the limit counted idle chunks"
+            )
+        });
     });
     // Both threads at once still cannot exceed the limit.
     arena.reset();
@@ -385,6 +390,9 @@ fn idle_chunks_of_other_threads_do_not_count_against_the_limit_after_reset() {
         let b = s.spawn(|| arena.try_alloc_layout(big).is_ok());
         [a.join().unwrap(), b.join().unwrap()]
     });
-    assert!(!(served[0] && served[1]), "2 x 60 KiB fit under a 100 KiB limit");
+    assert!(
+        !(served[0] && served[1]),
+        "2 x 60 KiB fit under a 100 KiB limit"
+    );
     assert!(arena.capacity() >= 60 * 1024);
 }
