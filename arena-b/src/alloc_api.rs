@@ -22,7 +22,9 @@ use crate::typed;
 /// v.extend(0..1000u32);
 /// assert_eq!(v.iter().sum::<u32>(), 499_500);
 /// ```
-// SAFETY: blocks come from `try_alloc_layout`, which returns memory that no
+// SAFETY: blocks come from `try_alloc_layout` (or, with feature `slab`, from
+// free lists of blocks given back here, dropped at every rewind), which
+// returns memory that no
 // one else is handed until it is deallocated here (only then is the cursor
 // moved back over it, and that move is recorded so no older checkpoint can
 // be mistaken for valid) or the arena is rewound or reset. Reset needs `&mut
@@ -224,8 +226,9 @@ unsafe fn shrink(
 // SAFETY: every call is forwarded to `&Arena`'s implementation on the
 // calling thread's sub-arena, which upholds the contract for its own blocks
 // and leaves any other block alone (it only ever resizes its cursor's last
-// block). Sub-arenas live until the `SyncArena` is dropped, and `reset`
-// needs `&mut SyncArena`, so no `&SyncArena` allocator exists then.
+// block). Sub-arenas live until the `SyncArena` is dropped or shrunk, and
+// that, like `reset`, needs `&mut SyncArena`, so no `&SyncArena` allocator
+// exists then.
 unsafe impl Allocator for &crate::SyncArena {
     #[inline]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {

@@ -1454,6 +1454,13 @@ impl Arena {
     #[cold]
     #[inline(never)]
     fn move_to_chunk(&self, pos: Pos) {
+        if pos.ptr.is_null() && self.chunk_start.get().is_null() {
+            // Already at the start, with no chunk in use (a new arena, or a
+            // `SyncArena` part after `reset`): stay out of the chunks, so
+            // the next allocation takes one through `grow` (which budgets
+            // it against a shared limit).
+            return;
+        }
         let chunks = self.chunks.borrow();
         let Some(chunk) = chunks.get(pos.chunk) else {
             debug_assert_eq!(pos, Pos::ZERO);
@@ -1828,19 +1835,27 @@ impl Arena {
 
 impl Drop for Arena {
     fn drop(&mut self) {
+        /// Gives the chunks' bytes back to a shared limit even if a
+        /// destructor below panics (the chunks themselves are freed by the
+        /// `chunks` field either way).
+        struct GiveBack<'a>(&'a Arena);
+        impl Drop for GiveBack<'_> {
+            fn drop(&mut self) {
+                let arena = self.0;
+                if arena.config.shared_limit.is_some() {
+                    let budgeted: usize = arena
+                        .chunks
+                        .borrow()
+                        .iter()
+                        .filter(|c| c.budgeted)
+                        .map(RawChunk::capacity)
+                        .sum();
+                    arena.give_back_shared(budgeted);
+                }
+            }
+        }
+        let _give_back = GiveBack(self);
         // SAFETY: the arena is going away; nothing can reference its values.
         unsafe { self.drops.run_until(core::ptr::null_mut()) };
-        // The chunks are freed by the `chunks` field, also when a
-        // destructor above panicked.
-        if self.config.shared_limit.is_some() {
-            let budgeted: usize = self
-                .chunks
-                .get_mut()
-                .iter()
-                .filter(|c| c.budgeted)
-                .map(RawChunk::capacity)
-                .sum();
-            self.give_back_shared(budgeted);
-        }
     }
 }

@@ -4,11 +4,15 @@
 //! A bump allocator frees by moving a pointer back. A reference kept past a
 //! rewind (the promise `rewind_to_checkpoint`'s caller broke) still points
 //! at readable, unchanged memory, so the bug stays silent until that memory
-//! is handed out again. With `debug`, every byte freed by a rewind, a scope
-//! exit, a reset or an `Allocator` deallocation is overwritten with
+//! is handed out again. With `debug`, every byte the arena takes back (by a
+//! rewind, a scope exit that gives its memory back, a reset, or an
+//! `Allocator` deallocation or shrink of the last block) is overwritten with
 //! [`POISON`] at once, so a stale read sees `0xDE` bytes instead of
 //! plausible data, and [`Arena::validate`](crate::Arena::validate) finds
-//! stale *writes*: freed bytes that are no longer poison.
+//! stale *writes*: bytes above the bump pointer that are no longer poison.
+//! Memory the arena cannot take back yet (a block freed in the middle, a
+//! scope that could not give its memory back) is not poisoned until a
+//! rewind or reset reaches it.
 //!
 //! Built with AddressSanitizer and `--cfg arena_b_asan` (as `scripts/sanitize`
 //! does), freed ranges are also poisoned for ASan and unpoisoned when handed

@@ -117,6 +117,9 @@ impl FreeLists {
     /// A cached block for `layout` from `arena`, if one fits.
     #[inline]
     pub(crate) fn take(&self, arena: &Arena, layout: Layout) -> Option<NonNull<u8>> {
+        if layout.size() == 0 {
+            return None; // zero-sized requests need no memory
+        }
         let size = layout.size().max(MIN_BLOCK);
         if size > 1 << (CLASSES + 3) {
             return None;

@@ -12,9 +12,11 @@
 //! A miss (first use on a thread, or switching between arenas) walks the
 //! arena's list of sub-arenas for the current thread's, and registers a new
 //! one if there is none: a lock-free push onto an append-only list (nothing
-//! is removed before the `SyncArena` is dropped, so there is no ABA). Ids are unique for the life of the process, so the
-//! cache entry of a dropped `SyncArena` never matches a live one and is
-//! never dereferenced.
+//! is removed while the `SyncArena` is shared, so there is no ABA). Parts
+//! are freed only with `&mut SyncArena`: by its drop, and by
+//! `reset_and_shrink`, which first gives the arena a fresh id. Ids are
+//! unique for the life of the process, so the cache entry of a dropped or
+//! shrunk `SyncArena` never matches a live one and is never dereferenced.
 //!
 //! Telemetry (`bytes_allocated`, `stats`) sums the sub-arenas while their
 //! owners keep allocating: the fields read are atomics that only their
@@ -163,9 +165,10 @@ impl SyncArena {
     pub(crate) fn local(&self) -> &Arena {
         let (id, shard) = LAST.with(Cell::get);
         if id == self.id {
-            // SAFETY: the cache holds this arena's id, so `shard` is this
-            // thread's shard of this (live: we have `&self`) arena; shards
-            // are only freed when the arena is dropped.
+            // SAFETY: the cache holds this arena's current id, so `shard` is
+            // this thread's shard of this (live: we have `&self`) arena;
+            // shards are only freed by its drop or by `reset_and_shrink`,
+            // which changes the id before freeing them.
             unsafe { &(*shard).arena }
         } else {
             self.local_slow()
@@ -188,7 +191,8 @@ impl SyncArena {
             .unwrap_or_else(|| self.register(me));
         LAST.with(|c| c.set((self.id, shard)));
         // SAFETY: `shard` is a published shard of this arena owned by this
-        // thread; shards live until the arena is dropped.
+        // thread; shards live until the arena is dropped or shrunk, both of
+        // which need `&mut self`.
         unsafe { &(*shard).arena }
     }
 
@@ -222,7 +226,7 @@ impl SyncArena {
     /// Published shards are fully initialized before the Release CAS that
     /// made them reachable (paired with the Acquire loads here), their
     /// `owner` and `next` never change, and they live until the arena is
-    /// dropped.
+    /// dropped or `reset_and_shrink` frees them (both need `&mut self`).
     fn shard_ptrs(&self) -> impl Iterator<Item = *mut Shard> {
         let mut next = self.head.load(Ordering::Acquire);
         core::iter::from_fn(move || {
@@ -407,7 +411,7 @@ impl SyncArena {
     /// chunk back to the system, forgetting the per-thread parts too
     /// (those of threads that have exited would otherwise stay until the
     /// arena is dropped). What a pool does before keeping an arena that grew
-    /// large.
+    /// large. A shared lock-free buffer (feature `lockfree`) is kept, empty.
     ///
     /// ```
     /// let mut arena = arena_b::SyncArena::new();
@@ -421,10 +425,12 @@ impl SyncArena {
         if let Some(buffer) = &mut self.lockfree {
             buffer.reset();
         }
-        self.free_shards();
-        // Threads' caches may still hold the old id with a pointer to a
-        // freed part: a fresh id makes them miss.
+        // Threads' caches may hold the old id with a pointer to a part
+        // about to be freed: a fresh id makes them miss. It is taken first,
+        // so that a destructor panicking below cannot leave the old id
+        // (and with it a dangling cache entry) in place.
         self.id = next_arena_id();
+        self.free_shards();
     }
 
     /// Drops every part (running destructors) and empties the list.

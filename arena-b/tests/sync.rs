@@ -396,3 +396,73 @@ fn idle_chunks_of_other_threads_do_not_count_against_the_limit_after_reset() {
     );
     assert!(arena.capacity() >= 60 * 1024);
 }
+
+#[test]
+fn reset_and_shrink_with_a_panicking_destructor_leaves_no_dangling_cache() {
+    // Regression (review): the fresh id was taken after freeing the parts,
+    // so a panicking destructor left this thread's cache pointing at a
+    // freed part (a use after free under Miri).
+    struct Panics;
+    impl Drop for Panics {
+        fn drop(&mut self) {
+            panic!("destructor panics");
+        }
+    }
+    let mut arena = SyncArena::new();
+    arena.alloc(Panics);
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| arena.reset_and_shrink()));
+    assert!(result.is_err());
+    assert_eq!(*arena.alloc(5u64), 5);
+}
+
+#[test]
+fn a_panicking_destructor_does_not_leak_the_shared_limit() {
+    struct Panics;
+    impl Drop for Panics {
+        fn drop(&mut self) {
+            panic!("destructor panics");
+        }
+    }
+    let mut arena = Arena::builder()
+        .chunk_size(4096)
+        .max_chunk_size(4096)
+        .allocation_limit(8192)
+        .build_sync();
+    arena.alloc(Panics);
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| arena.reset_and_shrink()));
+    assert!(result.is_err());
+    let layout = std::alloc::Layout::from_size_align(4000, 8).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(arena.try_alloc_layout(layout).is_ok());
+            assert!(
+                arena.try_alloc_layout(layout).is_ok(),
+                "the limit still counted freed chunks"
+            );
+        });
+    });
+}
+
+#[test]
+fn a_checkpoint_at_the_start_after_reset_cannot_bypass_the_shared_limit() {
+    let mut arena = Arena::builder()
+        .chunk_size(4096)
+        .max_chunk_size(4096)
+        .allocation_limit(8192)
+        .build_sync();
+    let layout = std::alloc::Layout::from_size_align(4000, 8).unwrap();
+    arena.alloc_layout(layout);
+    arena.reset();
+    arena.scope(|scope| {
+        let part = scope.arena();
+        let cp = part.checkpoint();
+        // SAFETY: nothing allocated after `cp` is used.
+        unsafe { part.rewind_to_checkpoint(cp) };
+        for _ in 0..3 {
+            let _ = part.try_alloc_layout(layout);
+        }
+    });
+    assert!(arena.capacity() <= 8192, "capacity {}", arena.capacity());
+}
