@@ -42,7 +42,7 @@ fn legitimate_reuse_after_rewind_is_not_reported() {
     let arena = Arena::new();
     for round in 0..1000u64 {
         let cp = arena.checkpoint();
-        let v = arena.alloc_slice_fill_iter(0..64u64);
+        let v = arena.alloc_slice_fill_iter(0..64usize);
         let s = arena.alloc_str("reused memory");
         assert_eq!((v[63], &*s), (63, "reused memory"));
         arena.scope(|scope| {

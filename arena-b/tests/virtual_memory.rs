@@ -145,9 +145,10 @@ fn strict_reservation_failure_is_a_build_error() {
 }
 
 /// The fallback under a real address-space limit: this test re-runs itself
-/// in a child process under `ulimit -v`.
+/// in a child process under `ulimit -v`. (Not under AddressSanitizer, whose
+/// shadow memory needs more address space than any such limit allows.)
 #[test]
-#[cfg(all(target_os = "linux", not(miri)))]
+#[cfg(all(target_os = "linux", not(miri), not(arena_b_asan)))]
 fn fallback_under_ulimit_v() {
     if std::env::var_os("ARENA_B_ULIMIT_CHILD").is_some() {
         let (seen, sink) = events();
