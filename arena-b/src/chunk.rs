@@ -65,7 +65,13 @@ impl RawChunk {
             unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
             return None;
         }
-        Some(RawChunk {
+        Some(RawChunk::owning(ptr, layout))
+    }
+
+    /// Takes ownership of the block `ptr` of `layout`, freshly obtained,
+    /// as an unused heap chunk.
+    fn owning(ptr: NonNull<u8>, layout: Layout) -> RawChunk {
+        RawChunk {
             ptr,
             layout,
             used: 0,
@@ -76,7 +82,7 @@ impl RawChunk {
             opened_at: None,
             #[cfg(feature = "virtual_memory")]
             reserved: 0,
-        })
+        }
     }
 
     /// First byte of the chunk.
@@ -158,17 +164,11 @@ impl RawChunk {
             unsafe { crate::vm::release(ptr.as_ptr(), reserved) };
             return Err("the reservation is too close to the end of the address space".into());
         }
-        let mut chunk = RawChunk {
+        let mut chunk = RawChunk::owning(
             ptr,
-            layout: Layout::from_size_align(0, page).map_err(|e| e.to_string())?,
-            used: 0,
-            budgeted: false,
-            #[cfg(feature = "debug")]
-            poisoned_to: 0,
-            #[cfg(feature = "debug")]
-            opened_at: None,
-            reserved,
-        };
+            Layout::from_size_align(0, page).map_err(|e| e.to_string())?,
+        );
+        chunk.reserved = reserved;
         if !chunk.commit_to(committed) {
             return Err(format!("committing the first {committed} bytes failed"));
         }
@@ -285,18 +285,7 @@ mod thread_cache {
                 cache.bytes += layout.size();
                 // The caller's `RawChunk` is being dropped without freeing, so
                 // this is the chunk's one owner from now on.
-                cache.chunks.push(RawChunk {
-                    ptr,
-                    layout,
-                    used: 0,
-                    budgeted: false,
-                    #[cfg(feature = "debug")]
-                    poisoned_to: 0,
-                    #[cfg(feature = "debug")]
-                    opened_at: None,
-                    #[cfg(feature = "virtual_memory")]
-                    reserved: 0,
-                });
+                cache.chunks.push(RawChunk::owning(ptr, layout));
                 true
             })
             .unwrap_or(false)

@@ -182,15 +182,18 @@ impl Lease {
     /// the `Arc` remain (a race with another last handle), do nothing: the
     /// lease's `Drop` releases it.
     pub(crate) fn release_last(mut this: Arc<Lease>) {
-        let Some(lease) = Arc::get_mut(&mut this) else {
+        let Some((pool, capacity)) = Arc::get_mut(&mut this).and_then(Lease::release) else {
             return;
         };
-        if lease.pool.is_none() {
-            return;
-        }
-        let capacity = lease.report();
-        let pool = lease.pool.take().expect("set above");
         pool.recycle(this, capacity);
+    }
+
+    /// Reports the release of a leased lease and hands back its pool and
+    /// its arena's capacity; `None` for a pooled (or released) one.
+    fn release(&mut self) -> Option<(Arc<Pool>, usize)> {
+        self.pool.as_ref()?;
+        let capacity = self.report();
+        Some((self.pool.take()?, capacity))
     }
 
     /// Reports the release (tracing event, span fields, `debug` checks)
@@ -252,11 +255,9 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         // Pooled leases (no pool) and released ones have nothing to do.
-        if self.pool.is_none() {
+        let Some((pool, capacity)) = self.release() else {
             return;
-        }
-        let capacity = self.report();
-        let pool = self.pool.take().expect("set above");
+        };
         let arena = self.arena.take().expect("a leased lease has its arena");
         pool.recycle(Arc::new(Lease::new(arena)), capacity);
     }
