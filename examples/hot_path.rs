@@ -70,6 +70,23 @@ fn arena_scope_many_u64(arena: &Arena) {
     });
 }
 
+/// `SyncArena::alloc` from `&self` (the thread-local part lookup included);
+/// no reset, so the arena grows across rounds like the herd below.
+#[inline(never)]
+fn arena_sync_many_u64(arena: &arena_b::SyncArena) {
+    for i in 0..MANY {
+        black_box(arena.alloc(black_box(i)));
+    }
+}
+
+/// bumpalo-herd through a per-thread `Member` fetched once.
+#[inline(never)]
+fn bumpalo_herd_many_u64(member: &bumpalo_herd::Member<'_>) {
+    for i in 0..MANY {
+        black_box(member.alloc(black_box(i)));
+    }
+}
+
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)
@@ -78,6 +95,9 @@ fn main() {
     let arena = Arena::with_capacity(64 * 1024);
     let mut bumpalo = bumpalo::Bump::with_capacity(64 * 1024);
     let bump_scope: bump_scope::Bump = bump_scope::Bump::with_size(64 * 1024);
+    let sync = arena_b::SyncArena::new();
+    let herd = bumpalo_herd::Herd::new();
+    let member = herd.get();
     for _ in 0..rounds {
         arena_alloc_u64(&arena);
         bumpalo_alloc_u64(&mut bumpalo);
@@ -86,6 +106,8 @@ fn main() {
         bumpalo_many_u64(&mut bumpalo);
         bump_scope_many_u64(&bump_scope);
         arena_scope_many_u64(&arena);
+        arena_sync_many_u64(&sync);
+        bumpalo_herd_many_u64(&member);
     }
     println!("ran {rounds} round(s) of each hot path");
 }

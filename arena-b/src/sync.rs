@@ -101,8 +101,13 @@ thread_local! {
 /// ```
 pub struct SyncArena {
     id: u64,
-    /// Newest shard first.
-    head: AtomicPtr<Shard>,
+    /// Newest shard first. Boxed so that `SyncArena` itself has no interior
+    /// mutability: `&SyncArena` then tells the compiler that `id` cannot
+    /// change, and a loop of allocations keeps `id` in a register instead of
+    /// loading it for every thread-cache check (17 instructions per `u64`
+    /// allocation instead of 18, `scripts/callgrind-hot-path`). Keep every
+    /// other field free of `Cell`s and atomics for the same reason.
+    head: Box<AtomicPtr<Shard>>,
     config: Config,
     /// Feature `lockfree`: a shared buffer that serves small allocations
     /// while enabled (`ArenaBuilder::lockfree_buffer`).
@@ -138,8 +143,9 @@ impl Default for SyncArena {
 }
 
 impl SyncArena {
-    /// An empty shared arena with the default settings. Allocates nothing
-    /// until a thread allocates.
+    /// An empty shared arena with the default settings. Allocates one word
+    /// (the shard list's head); no memory for values until a thread
+    /// allocates.
     pub fn new() -> SyncArena {
         crate::ArenaBuilder::new().build_sync()
     }
@@ -151,7 +157,7 @@ impl SyncArena {
         }
         SyncArena {
             id: next_arena_id(),
-            head: AtomicPtr::new(ptr::null_mut()),
+            head: Box::new(AtomicPtr::new(ptr::null_mut())),
             #[cfg(feature = "lockfree")]
             lockfree: config
                 .lockfree_buffer
