@@ -5,8 +5,10 @@
 //! rewind (the promise `rewind_to_checkpoint`'s caller broke) still points
 //! at readable, unchanged memory, so the bug stays silent until that memory
 //! is handed out again. With `debug`, every byte the arena takes back (by a
-//! rewind, a scope exit that gives its memory back, a reset, or an
-//! `Allocator` deallocation or shrink of the last block) is overwritten with
+//! rewind, a scope exit that gives its memory back, a reset, an
+//! `Allocator` deallocation or shrink of the last block, or the reset of a
+//! `LockFreeAllocator` buffer (feature `lockfree`), a `SyncArena`'s
+//! shared one included) is overwritten with
 //! [`POISON`] at once, so a stale read sees `0xDE` bytes instead of
 //! plausible data, and [`Arena::validate`](crate::Arena::validate) finds
 //! stale *writes*: bytes above the bump pointer that are no longer poison.

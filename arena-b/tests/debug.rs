@@ -150,3 +150,22 @@ fn sync_arena_debug_over_threads() {
     arena.reset();
     arena.validate().unwrap();
 }
+
+#[cfg(feature = "lockfree")]
+#[test]
+fn lockfree_buffer_reset_poisons_what_it_handed_out() {
+    let mut arena = Arena::builder().lockfree_buffer(4096, 64).build_sync();
+    arena.lockfree_allocator().unwrap().enable();
+    let stale: *mut u64 = arena.alloc(0x1122_3344_5566_7788u64);
+    let buffer_used = arena.lockfree_allocator().unwrap().used();
+    assert!(buffer_used >= 8, "the value came from the shared buffer");
+    arena.reset();
+    assert!(
+        poisoned(stale.cast(), 8),
+        "freed buffer bytes hold the poison"
+    );
+
+    // Handed out again after the reset: fresh, writable, no false alarm.
+    let again = arena.alloc(5u64);
+    assert_eq!(*again, 5);
+}
