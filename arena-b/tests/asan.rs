@@ -7,9 +7,34 @@
 
 use arena_b::Arena;
 
+/// In the parent: runs test `name` again as a child with
+/// `ARENA_B_ASAN_CHILD` set and checks that ASan killed it with a
+/// use-after-poison report. Returns `true` in the child, which then does
+/// the faulty read.
+fn in_child_or_expect_report(name: &str) -> bool {
+    if std::env::var_os("ARENA_B_ASAN_CHILD").is_some() {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture"])
+        .env("ARENA_B_ASAN_CHILD", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the child survived the use of freed memory"
+    );
+    assert!(
+        stderr.contains("use-after-poison"),
+        "no ASan use-after-poison report:\n{stderr}"
+    );
+    false
+}
+
 #[test]
 fn asan_reports_a_use_after_rewind() {
-    if std::env::var_os("ARENA_B_ASAN_CHILD").is_some() {
+    if in_child_or_expect_report("asan_reports_a_use_after_rewind") {
         let arena = Arena::new();
         let cp = arena.checkpoint();
         let stale: *const u64 = arena.alloc(42u64);
@@ -19,22 +44,20 @@ fn asan_reports_a_use_after_rewind() {
         // SAFETY: none; this read is the use after rewind.
         let value = unsafe { std::ptr::read_volatile(stale) };
         println!("read {value} after the rewind: ASan missed it");
-        return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "asan_reports_a_use_after_rewind", "--nocapture"])
-        .env("ARENA_B_ASAN_CHILD", "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "the child survived the use after rewind"
-    );
-    assert!(
-        stderr.contains("use-after-poison"),
-        "no ASan use-after-poison report:\n{stderr}"
-    );
+}
+
+#[cfg(feature = "lockfree")]
+#[test]
+fn asan_reports_a_use_after_lockfree_buffer_reset() {
+    if in_child_or_expect_report("asan_reports_a_use_after_lockfree_buffer_reset") {
+        let mut buffer = arena_b::LockFreeAllocator::new(4096);
+        let stale: *const u64 = buffer.alloc_copy(42u64).unwrap();
+        buffer.reset();
+        // SAFETY: none; this read is the use after reset.
+        let value = unsafe { std::ptr::read_volatile(stale) };
+        println!("read {value} after the reset: ASan missed it");
+    }
 }
 
 #[test]
