@@ -20,6 +20,10 @@
 //! does), freed ranges are also poisoned for ASan and unpoisoned when handed
 //! out again, so a use after rewind is reported at the faulting access.
 //!
+//! A `SyncArena`'s `validate` and `debug_stats` cover its per-thread parts;
+//! its shared lock-free buffer is poisoned on reset but neither checked for
+//! stale writes nor counted.
+//!
 //! Stale checkpoints need no extra machinery: every checkpoint carries the
 //! arena's epoch, and refusals are counted in [`DebugStats::detections`].
 

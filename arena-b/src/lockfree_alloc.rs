@@ -197,14 +197,26 @@ impl LockFreeAllocator {
     /// Claims a disjoint aligned region of the buffer.
     #[inline]
     fn claim(&self, layout: Layout) -> Option<NonNull<u8>> {
-        let size = layout.size();
-        if size > self.max_size {
+        if layout.size() > self.max_size {
             return None;
         }
-        let base = self.buffer.start();
-        if size == 0 {
+        if layout.size() == 0 {
             return Some(crate::typed::dangling(layout.align()));
         }
+        // Under ASan, every claim unpoisons its own bytes from the claiming
+        // thread, and ASan's shadow keeps one byte per 8 bytes of memory,
+        // updated without synchronization: two threads unpoisoning
+        // neighbours in one 8-byte granule at once can lose an update. Whole
+        // granules per claim keep the threads' updates apart.
+        #[cfg(arena_b_asan)]
+        let layout =
+            match Layout::from_size_align(layout.size().next_multiple_of(8), layout.align().max(8))
+            {
+                Ok(granules) => granules,
+                Err(_) => return None,
+            };
+        let size = layout.size();
+        let base = self.buffer.start();
         let capacity = self.buffer.capacity();
         // An alignment beyond the buffer's size can never be met; refusing
         // it also keeps `addr + align - 1` below from overflowing (chunks
@@ -230,8 +242,10 @@ impl LockFreeAllocator {
                     // it ours alone: offsets only grow until `reset(&mut
                     // self)`. `base` is non-null, so is `base + offset`.
                     let p = unsafe { base.add(start - base.addr()) };
-                    // SAFETY: the region just claimed (above); ASan only
-                    // updates its shadow (a no-op without `arena_b_asan`).
+                    // SAFETY: the region just claimed (above), in whole
+                    // 8-byte granules under ASan, so no other thread's
+                    // claim touches its shadow bytes; ASan only updates its
+                    // shadow (a no-op without `arena_b_asan`).
                     unsafe { crate::asan::unpoison(p, size) };
                     // SAFETY: non-null, see above.
                     return Some(unsafe { NonNull::new_unchecked(p) });

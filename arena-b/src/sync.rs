@@ -402,14 +402,16 @@ impl SyncArena {
     /// Frees everything, on every thread's part (destructors run), keeping
     /// the chunks for reuse.
     pub fn reset(&mut self) {
-        #[cfg(feature = "lockfree")]
-        if let Some(buffer) = &mut self.lockfree {
-            buffer.reset();
-        }
         for shard in self.shard_ptrs() {
             // SAFETY: `shard` came from `Box::into_raw` (mutable provenance)
             // and is live; `&mut self` means no thread is using any shard.
             unsafe { (*shard).arena.reset() };
+        }
+        // After the parts' destructors, which might still read it (with
+        // `debug`, the reset poisons it).
+        #[cfg(feature = "lockfree")]
+        if let Some(buffer) = &mut self.lockfree {
+            buffer.reset();
         }
     }
 
@@ -427,16 +429,17 @@ impl SyncArena {
     /// arena.alloc(1u8);
     /// ```
     pub fn reset_and_shrink(&mut self) {
-        #[cfg(feature = "lockfree")]
-        if let Some(buffer) = &mut self.lockfree {
-            buffer.reset();
-        }
         // Threads' caches may hold the old id with a pointer to a part
         // about to be freed: a fresh id makes them miss. It is taken first,
         // so that a destructor panicking below cannot leave the old id
         // (and with it a dangling cache entry) in place.
         self.id = next_arena_id();
         self.free_shards();
+        // After the parts' destructors, as in `reset`.
+        #[cfg(feature = "lockfree")]
+        if let Some(buffer) = &mut self.lockfree {
+            buffer.reset();
+        }
     }
 
     /// Drops every part (running destructors) and empties the list.

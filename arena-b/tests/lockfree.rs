@@ -135,6 +135,43 @@ fn lockfree_allocator_regions_never_overlap_across_threads() {
     assert_eq!(buffer.cache_hit_rate(), 1.0);
 }
 
+/// Threads claiming one-byte neighbours, with resets between rounds. Under
+/// ASan with `debug` (`scripts/sanitize`), the reset poisons the buffer and
+/// every claim unpoisons its bytes from its own thread: this is the case
+/// where two threads' unpoisoning could meet in one 8-byte shadow granule.
+#[test]
+fn lockfree_allocator_small_neighbours_across_resets() {
+    use std::sync::{Barrier, RwLock};
+    let (bytes, rounds) = if cfg!(miri) { (64, 3) } else { (4096, 2000) };
+    let buffer = RwLock::new(LockFreeAllocator::with_max_size(bytes, 8));
+    // Both workers fill the buffer at once; then the main thread resets it.
+    let filled = Barrier::new(3);
+    let reset = Barrier::new(3);
+    std::thread::scope(|s| {
+        for t in 0..2u8 {
+            let (buffer, filled, reset) = (&buffer, &filled, &reset);
+            s.spawn(move || {
+                for round in 0..rounds {
+                    {
+                        let buffer = buffer.read().unwrap();
+                        while let Some(b) = buffer.alloc_copy(t) {
+                            *b = b.wrapping_add(1);
+                            assert_eq!(*b, t + 1, "round {round}");
+                        }
+                    }
+                    filled.wait();
+                    reset.wait();
+                }
+            });
+        }
+        for _ in 0..rounds {
+            filled.wait();
+            buffer.write().unwrap().reset();
+            reset.wait();
+        }
+    });
+}
+
 #[test]
 fn lockfree_allocator_misses_when_full_or_too_large_and_resets() {
     let mut buffer = LockFreeAllocator::with_max_size(64, 32);
