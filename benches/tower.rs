@@ -295,115 +295,98 @@ async fn mimalloc_parse_handler(body: String) -> String {
     parse_work(&body, Mi)
 }
 
-fn axum_parse_handler(c: &mut Criterion) {
-    let mut group = c.benchmark_group("axum_parse_handler");
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
+/// The seven benches of a handler group: `$work` alone (no axum) on the
+/// request arena (leased and released around it, as the layer does), a
+/// plain `Arena`, the system allocator and mimalloc; then the handlers
+/// `$arena`, `$system`, `$mimalloc` routed at `$path` through axum, each
+/// called with a POST of `$body`.
+macro_rules! handler_group {
+    ($c:expr, $name:literal, $work:ident, $input:expr, $path:literal, $body:expr,
+     [$arena:expr, $system:expr, $mimalloc:expr]) => {{
+        let mut group = $c.benchmark_group($name);
+        group.warm_up_time(Duration::from_secs(1));
+        group.measurement_time(Duration::from_secs(3));
+        let input = $input;
+        // Same answer from every allocator.
+        assert_eq!($work(input, Global), $work(input, Mi));
 
-    let body = csv_body();
-    let request = || {
-        Request::post("/rows")
-            .header("content-type", "text/csv")
-            .body(Body::from(body.clone()))
-            .unwrap()
-    };
-    let run = |router: &Router| {
-        let response = block_on(router.clone().oneshot(request())).unwrap();
-        assert!(response.status().is_success());
-        drop(black_box(response));
-    };
+        let layer = ArenaLayer::new();
+        group.bench_function("work_only/arena", |b| {
+            b.iter(|| {
+                let arena = layer.lease();
+                black_box($work(black_box(input), &arena));
+            })
+        });
+        let mut plain = arena_b::Arena::new();
+        group.bench_function("work_only/plain_arena", |b| {
+            b.iter(|| {
+                black_box($work(black_box(input), &plain));
+                plain.reset();
+            })
+        });
+        group.bench_function("work_only/system", |b| {
+            b.iter(|| black_box($work(black_box(input), Global)))
+        });
+        group.bench_function("work_only/mimalloc", |b| {
+            b.iter(|| black_box($work(black_box(input), Mi)))
+        });
 
-    let arena = Router::new()
-        .route("/rows", post(arena_parse_handler))
-        .layer(ArenaLayer::new());
-    let system = Router::new().route("/rows", post(system_parse_handler));
-    let mimalloc = Router::new().route("/rows", post(mimalloc_parse_handler));
-
-    // Same answer from all three, and a real one.
-    let answer = parse_work(&body, Global);
-    assert_eq!(answer, parse_work(&body, Mi));
-    assert_eq!(answer.lines().count(), 39, "{answer}");
-
-    let layer = ArenaLayer::new();
-    group.bench_function("work_only/arena", |b| {
-        b.iter(|| {
-            let arena = layer.lease();
-            black_box(parse_work(black_box(&body), &arena));
-        })
-    });
-    let mut plain = arena_b::Arena::new();
-    group.bench_function("work_only/plain_arena", |b| {
-        b.iter(|| {
-            black_box(parse_work(black_box(&body), &plain));
-            plain.reset();
-        })
-    });
-    group.bench_function("work_only/system", |b| {
-        b.iter(|| black_box(parse_work(black_box(&body), Global)))
-    });
-    group.bench_function("work_only/mimalloc", |b| {
-        b.iter(|| black_box(parse_work(black_box(&body), Mi)))
-    });
-
-    group.bench_function("arena", |b| b.iter(|| run(&arena)));
-    group.bench_function("system", |b| b.iter(|| run(&system)));
-    group.bench_function("mimalloc", |b| b.iter(|| run(&mimalloc)));
-    group.finish();
+        let routers = [
+            (
+                "arena",
+                Router::new()
+                    .route($path, post($arena))
+                    .layer(ArenaLayer::new()),
+            ),
+            ("system", Router::new().route($path, post($system))),
+            ("mimalloc", Router::new().route($path, post($mimalloc))),
+        ];
+        for (name, router) in routers {
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    let request = Request::post($path).body(Body::from($body)).unwrap();
+                    let response = block_on(router.clone().oneshot(request)).unwrap();
+                    assert!(response.status().is_success());
+                    drop(black_box(response));
+                })
+            });
+        }
+        group.finish();
+    }};
 }
 
 fn axum_scratch_handler(c: &mut Criterion) {
-    let mut group = c.benchmark_group("axum_scratch_handler");
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
+    handler_group!(
+        c,
+        "axum_scratch_handler",
+        scratch_work,
+        TEXT,
+        "/words",
+        TEXT,
+        [arena_handler, system_handler, mimalloc_handler]
+    );
+}
 
-    let request = || {
-        Request::post("/words")
-            .header("content-type", "text/plain")
-            .body(Body::from(TEXT))
-            .unwrap()
-    };
-    let run = |router: &Router| {
-        let response = block_on(router.clone().oneshot(request())).unwrap();
-        assert!(response.status().is_success());
-        drop(black_box(response));
-    };
-
-    let arena = Router::new()
-        .route("/words", post(arena_handler))
-        .layer(ArenaLayer::new());
-    let system = Router::new().route("/words", post(system_handler));
-    let mimalloc = Router::new().route("/words", post(mimalloc_handler));
-
-    // Same answer from all three.
-    assert_eq!(scratch_work(TEXT, Global), scratch_work(TEXT, Mi));
-
-    // The handler's work alone, without axum (the arena leased and
-    // released around it, as the layer does).
-    let layer = ArenaLayer::new();
-    group.bench_function("work_only/arena", |b| {
-        b.iter(|| {
-            let arena = layer.lease();
-            black_box(scratch_work(black_box(TEXT), &arena));
-        })
-    });
-    let mut plain = arena_b::Arena::new();
-    group.bench_function("work_only/plain_arena", |b| {
-        b.iter(|| {
-            black_box(scratch_work(black_box(TEXT), &plain));
-            plain.reset();
-        })
-    });
-    group.bench_function("work_only/system", |b| {
-        b.iter(|| black_box(scratch_work(black_box(TEXT), Global)))
-    });
-    group.bench_function("work_only/mimalloc", |b| {
-        b.iter(|| black_box(scratch_work(black_box(TEXT), Mi)))
-    });
-
-    group.bench_function("arena", |b| b.iter(|| run(&arena)));
-    group.bench_function("system", |b| b.iter(|| run(&system)));
-    group.bench_function("mimalloc", |b| b.iter(|| run(&mimalloc)));
-    group.finish();
+fn axum_parse_handler(c: &mut Criterion) {
+    let body = csv_body();
+    assert_eq!(
+        parse_work(&body, Global).lines().count(),
+        39,
+        "a real answer"
+    );
+    handler_group!(
+        c,
+        "axum_parse_handler",
+        parse_work,
+        body.as_str(),
+        "/rows",
+        body.clone(),
+        [
+            arena_parse_handler,
+            system_parse_handler,
+            mimalloc_parse_handler
+        ]
+    );
 }
 
 criterion_group!(
