@@ -13,14 +13,14 @@
 //! * `mutex_bumpalo`: a shared `Mutex<bumpalo::Bump>`.
 //!
 //! The contenders run twice, in two groups:
-//! * `sync_alloc_2x1m_u64`: two threads spawned for every iteration (the
-//!   issue's shape, and what `thread::scope` code does). Every iteration
-//!   takes ~8 MiB per thread from malloc and gives it back, and with glibc,
-//!   threads that die and are replaced every iteration hand their malloc
-//!   arenas on in ways that decide whether those pages are still mapped:
-//!   `SyncArena` measured ~250 page faults per iteration here and herd
-//!   ~50 (`/proc/self/stat`), so this group measures glibc's heap as much
-//!   as the arenas.
+//! * `sync_alloc_2x1m_u64`: two threads spawned for every iteration (what
+//!   `thread::scope` code does). Every iteration takes ~8 MiB per thread
+//!   from malloc and gives it back. `thread::scope` returns before its
+//!   threads have fully exited, so glibc sometimes gives the next
+//!   iteration's two threads one malloc arena, whose heap then crosses the
+//!   trim threshold and is faulted back in: `SyncArena` measured ~250 page
+//!   faults per iteration here and herd ~50 (`/proc/self/stat`), so this
+//!   group measures glibc's heap as much as the arenas (see the README).
 //! * `sync_alloc_2x1m_u64_pool_threads`: the same work on two long-lived
 //!   worker threads, as a server's or a thread pool's workers are; each
 //!   iteration still makes a fresh arena, fills it from both workers and
@@ -51,9 +51,8 @@ fn two_threads(work: impl Fn() + Sync) {
     });
 }
 
-/// Runs every contender in a group named `name`.
-fn contenders(c: &mut Criterion, name: &str) {
-    let mut group = c.benchmark_group(name);
+fn shared_alloc(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sync_alloc_2x1m_u64");
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(5));
@@ -134,10 +133,6 @@ fn contenders(c: &mut Criterion, name: &str) {
     });
 
     group.finish();
-}
-
-fn shared_alloc(c: &mut Criterion) {
-    contenders(c, "sync_alloc_2x1m_u64");
 }
 
 /// `iters` iterations on two long-lived worker threads: each makes a fresh
