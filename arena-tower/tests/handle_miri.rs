@@ -3,7 +3,6 @@
 //! `cargo +nightly miri test -p arena-tower --test handle_miri`.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
@@ -14,16 +13,8 @@ use http_body::Body;
 use http_body_util::Full;
 use tower::{service_fn, Layer, Service};
 
-/// Polls `f` to completion; the futures here never wait on I/O.
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-}
+mod common;
+use common::block_on;
 
 /// Reads a body to its end, frame by frame.
 fn drain<B: Body<Data = Bytes>>(body: B) -> Vec<u8> {

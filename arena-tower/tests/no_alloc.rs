@@ -12,6 +12,9 @@ use http::{Request, Response};
 use http_body_util::Empty;
 use tower::{Layer, Service};
 
+mod common;
+use common::block_on;
+
 struct Counting;
 
 thread_local! {
@@ -86,7 +89,7 @@ fn a_request_through_the_layer_allocates_only_what_http_does() {
     let mut svc = layer.layer(tower::service_fn(handler));
     let mut request = || {
         let fut = svc.call(Request::new(()));
-        let res = futures_lite_block_on(fut).unwrap();
+        let res = block_on(fut).unwrap();
         drop(res);
     };
     for _ in 0..10 {
@@ -104,7 +107,7 @@ fn a_request_through_the_layer_allocates_only_what_http_does() {
     });
     let before = allocations();
     for _ in 0..10_000 {
-        drop(futures_lite_block_on(plain.call(Request::new(()))).unwrap());
+        drop(block_on(plain.call(Request::new(()))).unwrap());
     }
     let baseline = (allocations() - before) as f64 / 10_000.0;
     assert_eq!(
@@ -112,15 +115,4 @@ fn a_request_through_the_layer_allocates_only_what_http_does() {
         "the layer added allocations per request ({per_request} vs {baseline})"
     );
     assert_eq!(layer.pool_stats().in_flight, 0);
-}
-
-/// Polls a future that never waits to completion.
-fn futures_lite_block_on<F: std::future::Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
 }

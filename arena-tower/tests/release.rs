@@ -7,15 +7,8 @@ use http::{Request, Response};
 use http_body_util::Empty;
 use tower::{Layer, Service};
 
-fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-}
+mod common;
+use common::block_on;
 
 struct PanicsOnDrop;
 impl Drop for PanicsOnDrop {

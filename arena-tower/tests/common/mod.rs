@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: a capturing `tracing` layer, a
-//! runtime whose threads report to it, a loopback server and an HTTP/1
-//! client.
+//! runtime whose threads report to it, a loopback server, an HTTP/1
+//! client, and `block_on` for futures that never wait.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -153,6 +153,18 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
 
 /// A multi-thread runtime (2 workers, so tasks migrate) whose threads all
 /// report to `capture`.
+/// Polls `fut` to completion with a no-op waker, for futures that never
+/// wait on I/O (no executor, so it also runs under Miri).
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
 pub fn runtime(capture: &Capture) -> tokio::runtime::Runtime {
     let dispatch = capture.dispatch();
     tokio::runtime::Builder::new_multi_thread()
