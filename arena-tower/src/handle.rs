@@ -6,6 +6,7 @@
 
 use core::alloc::Layout;
 use core::fmt;
+use core::mem::ManuallyDrop;
 use core::ops::Deref;
 use core::ptr::NonNull;
 use std::sync::atomic::Ordering;
@@ -58,23 +59,23 @@ use crate::lease::Lease;
 /// assert_eq!(&body[..], b"3 words");
 /// # }
 /// ```
-#[derive(Clone)]
 pub struct RequestArena {
-    /// `Some` until the handle's drop hands it to `Lease::release_last`.
-    lease: Option<Arc<Lease>>,
+    /// Taken only by the handle's drop, which hands it to
+    /// `Lease::release_last`. (`ManuallyDrop` rather than `Option`: every
+    /// allocation goes through this field, and a `None` check there costs.)
+    lease: ManuallyDrop<Arc<Lease>>,
 }
 
 impl RequestArena {
     pub(crate) fn new(lease: Arc<Lease>) -> RequestArena {
-        RequestArena { lease: Some(lease) }
+        RequestArena {
+            lease: ManuallyDrop::new(lease),
+        }
     }
 
     #[inline(always)]
     pub(crate) fn lease(&self) -> &Arc<Lease> {
-        match &self.lease {
-            Some(lease) => lease,
-            None => unreachable!("arena-tower: a handle is only emptied by its drop"),
-        }
+        &self.lease
     }
 
     /// The request's arena.
@@ -168,14 +169,21 @@ impl Deref for RequestArena {
     }
 }
 
+impl Clone for RequestArena {
+    fn clone(&self) -> Self {
+        RequestArena::new(Arc::clone(&self.lease))
+    }
+}
+
 impl Drop for RequestArena {
     fn drop(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            // Only the last handle can release; a cheap load filters the
-            // others before `release_last`'s exact check.
-            if Arc::strong_count(&lease) == 1 {
-                Lease::release_last(lease);
-            }
+        // SAFETY: `self.lease` is not used again: this is the handle's drop,
+        // and nothing below touches `self`.
+        let lease = unsafe { ManuallyDrop::take(&mut self.lease) };
+        // Only the last handle can release; a cheap load filters the others
+        // before `release_last`'s exact check.
+        if Arc::strong_count(&lease) == 1 {
+            Lease::release_last(lease);
         }
     }
 }

@@ -99,7 +99,10 @@ impl ArenaLayer {
     /// limit). Beyond it `try_alloc` and friends return an
     /// [`AllocError`](arena_b::AllocError) and `alloc` panics with a message
     /// that says so; behind `tower_http::catch_panic::CatchPanicLayer` that
-    /// panic becomes a 500.
+    /// panic becomes a 500. Collections that use `&RequestArena` as their
+    /// allocator (`allocator_api2`'s `Vec`, hashbrown maps) call
+    /// `handle_alloc_error` when an allocation fails, which aborts the
+    /// process: under a limit, grow them with `try_reserve` first.
     #[track_caller]
     pub fn max_request_bytes(self, bytes: usize) -> ArenaLayer {
         self.set(|c| c.max_request_bytes = Some(bytes))

@@ -73,8 +73,7 @@ impl End {
 
 /// A leased arena; see the module docs.
 pub(crate) struct Lease {
-    /// `None` only inside a release that frees the lease.
-    arena: Option<SyncArena>,
+    arena: SyncArena,
     /// The pool, while leased; `None` while pooled (a pooled lease must not
     /// keep its pool alive: that would be a cycle).
     pool: Option<Arc<Pool>>,
@@ -95,7 +94,7 @@ impl Lease {
     /// A lease of a fresh arena (a pool miss).
     pub(crate) fn new(arena: SyncArena) -> Lease {
         Lease {
-            arena: Some(arena),
+            arena,
             pool: None,
             span: tracing::Span::none(),
             started: None,
@@ -120,11 +119,7 @@ impl Lease {
 
     #[inline(always)]
     pub(crate) fn arena(&self) -> &SyncArena {
-        match &self.arena {
-            Some(arena) => arena,
-            // `arena` is only taken by a release that frees the lease.
-            None => unreachable!("arena-tower: lease used after release"),
-        }
+        &self.arena
     }
 
     /// Ends the request on this (unshared, released) lease before it is
@@ -133,9 +128,7 @@ impl Lease {
     pub(crate) fn finish(&mut self) -> &mut SyncArena {
         self.span = tracing::Span::none();
         self.started = None;
-        self.arena
-            .as_mut()
-            .expect("a lease has its arena until it is freed")
+        &mut self.arena
     }
 
     /// Whether the response has ended.
@@ -208,7 +201,7 @@ impl Lease {
         } else {
             End::from_u8(*self.end.get_mut())
         };
-        let arena = self.arena.as_mut().expect("a leased lease has its arena");
+        let arena = &mut self.arena;
         let wants_event = self.started.is_some();
         // Only a span that declares the fields gets them (and the stats walk
         // is skipped for the others).
@@ -258,7 +251,9 @@ impl Drop for Lease {
         let Some((pool, capacity)) = self.release() else {
             return;
         };
-        let arena = self.arena.take().expect("a leased lease has its arena");
+        // The arena moves to a new lease; an empty one (a word of heap, on
+        // this rare path only) takes its place until `self` is freed.
+        let arena = std::mem::replace(&mut self.arena, SyncArena::new());
         pool.recycle(Arc::new(Lease::new(arena)), capacity);
     }
 }

@@ -93,3 +93,33 @@ fn bytes_outlive_the_response_and_move_threads() {
     drop(tail);
     assert_eq!(layer.pool_stats().in_flight, 0);
 }
+
+#[test]
+fn freed_last_blocks_are_given_back_so_loops_do_not_grow_the_arena() {
+    use allocator_api2::vec::Vec as AVec;
+    // One chunk holds everything below.
+    let layer = ArenaLayer::new().chunk_size(64 * 1024);
+    let arena = layer.lease();
+    let rounds = if cfg!(miri) { 20 } else { 1000 };
+    for round in 0..rounds {
+        let mut big: AVec<u8, _> = AVec::with_capacity_in(4096, &arena);
+        big.extend_from_slice(&[7; 4096]);
+        big.reserve(4096); // the last block grows in place
+        let mut small: AVec<u8, _> = AVec::with_capacity_in(100, &arena);
+        small.extend_from_slice(&[round as u8; 100]);
+        assert_eq!(arena.bytes_allocated(), 8192 + 100);
+        assert!(big.iter().all(|&b| b == 7) && small.iter().all(|&b| b == round as u8));
+        // Dropped newest first, each one is the last block when freed.
+        drop(small);
+        drop(big);
+    }
+    assert_eq!(arena.bytes_allocated(), 0);
+
+    // A block that is not the last one stays, and nothing overlaps.
+    let mut kept: AVec<u8, _> = AVec::with_capacity_in(2048, &arena);
+    kept.extend_from_slice(&[1; 2048]);
+    let after = arena.alloc([2u8; 16]);
+    drop(kept);
+    assert_eq!(arena.bytes_allocated(), 2048 + 16);
+    assert_eq!(*after, [2u8; 16]);
+}
