@@ -211,7 +211,7 @@ struct Row<'a, A: Allocator> {
     tags: AVec<&'a str, A>,
 }
 
-/// The fields of one CSV line (`None` for a short line).
+/// The fields of one CSV line, from `csv_fields`.
 struct Fields<'a> {
     name: &'a str,
     email: &'a str,
@@ -223,8 +223,8 @@ struct Fields<'a> {
 // `csv_fields`, `split_tags` and `write_row` are the parse handler's
 // allocator-independent work. They are not generic and never inlined, so
 // every allocator runs the same machine code for them: inlined into each
-// allocator's copy of `parse_work`, `str::split` alone came out at 41k or
-// 102k instructions per request depending on the build (callgrind), which
+// allocator's copy of `parse_work`, `str::split` alone came out at 21k or
+// 51k instructions per request depending on the build (callgrind), which
 // swamped the allocators' difference.
 
 /// Splits a CSV line into its fields.
