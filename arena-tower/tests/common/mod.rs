@@ -151,8 +151,6 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
     }
 }
 
-/// A multi-thread runtime (2 workers, so tasks migrate) whose threads all
-/// report to `capture`.
 /// Polls `fut` to completion with a no-op waker, for futures that never
 /// wait on I/O (no executor, so it also runs under Miri).
 pub fn block_on<F: Future>(fut: F) -> F::Output {
@@ -165,6 +163,8 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
     }
 }
 
+/// A multi-thread runtime (2 workers, so tasks migrate) whose threads all
+/// report to `capture`.
 pub fn runtime(capture: &Capture) -> tokio::runtime::Runtime {
     let dispatch = capture.dispatch();
     tokio::runtime::Builder::new_multi_thread()
