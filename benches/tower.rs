@@ -319,38 +319,22 @@ fn layer_overhead(c: &mut Criterion) {
     group.finish();
 }
 
-async fn arena_handler(arena: RequestArena, body: String) -> String {
-    scratch_work(&body, &arena)
-}
-
-async fn system_handler(body: String) -> String {
-    scratch_work(&body, Global)
-}
-
-async fn mimalloc_handler(body: String) -> String {
-    scratch_work(&body, Mi)
-}
-
-async fn arena_parse_handler(arena: RequestArena, body: String) -> String {
-    parse_work(&body, &arena)
-}
-
-async fn system_parse_handler(body: String) -> String {
-    parse_work(&body, Global)
-}
-
-async fn mimalloc_parse_handler(body: String) -> String {
-    parse_work(&body, Mi)
-}
-
 /// The seven benches of a handler group: `$work` alone (no axum) on the
 /// request arena (leased and released around it, as the layer does), a
-/// plain `Arena`, the system allocator and mimalloc; then the handlers
-/// `$arena`, `$system`, `$mimalloc` routed at `$path` through axum, each
+/// plain `Arena`, the system allocator and mimalloc; then `$work` as an
+/// axum handler on each of the three allocators, routed at `$path`, each
 /// called with a POST of `$body`.
 macro_rules! handler_group {
-    ($c:expr, $name:literal, $work:ident, $input:expr, $path:literal, $body:expr,
-     [$arena:expr, $system:expr, $mimalloc:expr]) => {{
+    ($c:expr, $name:literal, $work:ident, $input:expr, $path:literal, $body:expr) => {{
+        async fn arena_handler(arena: RequestArena, body: String) -> String {
+            $work(&body, &arena)
+        }
+        async fn system_handler(body: String) -> String {
+            $work(&body, Global)
+        }
+        async fn mimalloc_handler(body: String) -> String {
+            $work(&body, Mi)
+        }
         let mut group = $c.benchmark_group($name);
         group.warm_up_time(Duration::from_secs(1));
         group.measurement_time(Duration::from_secs(3));
@@ -383,11 +367,14 @@ macro_rules! handler_group {
             (
                 "arena",
                 Router::new()
-                    .route($path, post($arena))
+                    .route($path, post(arena_handler))
                     .layer(ArenaLayer::new()),
             ),
-            ("system", Router::new().route($path, post($system))),
-            ("mimalloc", Router::new().route($path, post($mimalloc))),
+            ("system", Router::new().route($path, post(system_handler))),
+            (
+                "mimalloc",
+                Router::new().route($path, post(mimalloc_handler)),
+            ),
         ];
         for (name, router) in routers {
             group.bench_function(name, |b| {
@@ -410,8 +397,7 @@ fn axum_scratch_handler(c: &mut Criterion) {
         scratch_work,
         TEXT,
         "/words",
-        TEXT,
-        [arena_handler, system_handler, mimalloc_handler]
+        TEXT
     );
 }
 
@@ -428,12 +414,7 @@ fn axum_parse_handler(c: &mut Criterion) {
         parse_work,
         body.as_str(),
         "/rows",
-        body.clone(),
-        [
-            arena_parse_handler,
-            system_parse_handler,
-            mimalloc_parse_handler
-        ]
+        body.clone()
     );
 }
 
