@@ -105,8 +105,21 @@ fn allocate(arena: &Arena, slab: Slab<'_>, layout: Layout) -> Result<NonNull<[u8
         }
     }
     let _ = slab;
-    let ptr = typed::try_alloc_layout(arena, layout)?;
-    Ok(NonNull::slice_from_raw_parts(ptr, layout.size()))
+    match typed::try_alloc_layout(arena, layout) {
+        Ok(ptr) => Ok(NonNull::slice_from_raw_parts(ptr, layout.size())),
+        Err(err) => Err(refuse(err)),
+    }
+}
+
+/// The `Allocator` interface's answer to a refusal: under
+/// [`LimitPolicy::Unwind`](crate::LimitPolicy::Unwind) a limit refusal
+/// unwinds (collections would turn the error into an abort), else it is
+/// the error.
+#[cold]
+#[inline(never)]
+fn refuse(err: crate::AllocError) -> AllocError {
+    crate::limit::unwind_if_set(&err, true);
+    AllocError
 }
 
 /// # Safety

@@ -33,7 +33,7 @@ use crate::builder::{ArenaBuilder, Config};
 use crate::chunk::{RawChunk, CHUNK_ALIGN};
 use crate::cursor::Cursor;
 use crate::drop_list::{DropList, DropMark};
-use crate::error::{AllocError, AllocErrorKind};
+use crate::error::AllocError;
 use crate::owner_cell::{OwnerCell, OwnerPtr};
 use crate::scope::Scope;
 use crate::stats::{report, ArenaStats, ChunkUsage, DiagnosticEvent};
@@ -1610,15 +1610,12 @@ impl Arena {
             0
         };
         let mut event = None;
-        match chunks[next..].iter().position(|c| c.fits(layout)) {
-            Some(i) => {
-                if let Err(err) = self.budget_reused(&mut chunks[next + i]) {
-                    drop(chunks);
-                    report(self.config.sink.as_ref(), err.1);
-                    return Err(err.0);
-                }
-                chunks.swap(next, next + i);
-            }
+        // An idle chunk that fits, if the shared limit (if any) can take its
+        // bytes again; else a new chunk, which falls back to the size needed.
+        let reusable = (next..chunks.len())
+            .find(|&j| chunks[j].fits(layout) && self.budget_reused(&mut chunks[j]));
+        match reusable {
+            Some(j) => chunks.swap(next, j),
             None => {
                 let chunk = match self.new_chunk(layout, growth) {
                     Ok(chunk) => chunk,
@@ -1670,7 +1667,8 @@ impl Arena {
     }
 
     /// Allocates a chunk for `layout` following the growth policy and the
-    /// allocation limit.
+    /// allocation limit. A chunk the policy sizes that the limit or the
+    /// system allocator refuses falls back to exactly what `layout` needs.
     fn new_chunk(
         &self,
         layout: Layout,
@@ -1686,72 +1684,76 @@ impl Arena {
             n.checked_add(CHUNK_ALIGN - 1)
                 .map(|n| n & !(CHUNK_ALIGN - 1))
         };
-        let oom = |requested: usize| {
+        let oom = |chunk: usize| {
             (
-                AllocError::new(AllocErrorKind::OutOfMemory, needed),
-                DiagnosticEvent::OutOfMemory { requested },
+                AllocError::out_of_memory(needed, chunk),
+                DiagnosticEvent::OutOfMemory { requested: chunk },
+            )
+        };
+        let refused = |limit: usize| {
+            (
+                self.config.limit_error(needed, limit),
+                DiagnosticEvent::LimitReached {
+                    requested: needed,
+                    limit,
+                },
             )
         };
         // A size that cannot even be rounded is one no system can provide.
+        let exact = round(needed.max(1)).ok_or_else(|| oom(needed))?;
         let mut capacity = round(needed.max(grown)).ok_or_else(|| oom(needed))?;
         if let Some(limit) = self.config.allocation_limit {
             let room = limit.saturating_sub(total);
             if capacity > room {
-                // Fall back to exactly what is needed.
-                capacity = round(needed.max(1)).ok_or_else(|| oom(needed))?;
+                capacity = exact;
                 if capacity > room {
-                    return Err((
-                        AllocError::new(AllocErrorKind::LimitExceeded, needed),
-                        DiagnosticEvent::LimitReached {
-                            requested: needed,
-                            limit,
-                        },
-                    ));
+                    return Err(refused(limit));
                 }
             }
         }
         if let Some(shared) = &self.config.shared_limit {
             if !shared.try_take(capacity) {
-                capacity = round(needed.max(1)).ok_or_else(|| oom(needed))?;
+                capacity = exact;
                 if !shared.try_take(capacity) {
-                    return Err((
-                        AllocError::new(AllocErrorKind::LimitExceeded, needed),
-                        DiagnosticEvent::LimitReached {
-                            requested: needed,
-                            limit: shared.limit,
-                        },
-                    ));
+                    return Err(refused(shared.limit));
                 }
             }
         }
-        let mut chunk = RawChunk::allocate(capacity, layout.align()).ok_or_else(|| {
-            self.give_back_shared(capacity);
-            oom(capacity)
-        })?;
+        let mut chunk = match RawChunk::allocate(capacity, layout.align()) {
+            Some(chunk) => chunk,
+            None if capacity > exact => {
+                // The policy's size may be more than the system has left.
+                self.give_back_shared(capacity - exact);
+                capacity = exact;
+                RawChunk::allocate(capacity, layout.align()).ok_or_else(|| {
+                    self.give_back_shared(capacity);
+                    oom(capacity)
+                })?
+            }
+            None => {
+                self.give_back_shared(capacity);
+                return Err(oom(capacity));
+            }
+        };
         chunk.budgeted = self.config.shared_limit.is_some();
         Ok(chunk)
     }
 
     /// An idle chunk is put to use again: if it was given back to the
-    /// shared limit (by `reset`), take its bytes again.
-    fn budget_reused(&self, chunk: &mut RawChunk) -> Result<(), (AllocError, DiagnosticEvent)> {
+    /// shared limit (by `reset`), take its bytes again. `false` if the
+    /// limit has no room for it (the caller takes a new chunk of the size
+    /// it needs instead).
+    fn budget_reused(&self, chunk: &mut RawChunk) -> bool {
         let Some(shared) = &self.config.shared_limit else {
-            return Ok(());
+            return true;
         };
-        if chunk.budgeted {
-            return Ok(());
+        if !chunk.budgeted {
+            if !shared.try_take(chunk.capacity()) {
+                return false;
+            }
+            chunk.budgeted = true;
         }
-        if !shared.try_take(chunk.capacity()) {
-            return Err((
-                AllocError::new(AllocErrorKind::LimitExceeded, chunk.capacity()),
-                DiagnosticEvent::LimitReached {
-                    requested: chunk.capacity(),
-                    limit: shared.limit,
-                },
-            ));
-        }
-        chunk.budgeted = true;
-        Ok(())
+        true
     }
 
     /// After `reset`, with a limit shared with other arenas (a

@@ -37,6 +37,10 @@ pub(crate) struct Config {
     pub(crate) chunk_size: usize,
     pub(crate) max_chunk_size: usize,
     pub(crate) allocation_limit: Option<usize>,
+    /// What a refusal at the limit does.
+    pub(crate) limit_policy: crate::LimitPolicy,
+    /// What a limit refusal's message tells the user to do.
+    pub(crate) limit_advice: &'static str,
     /// A limit shared by several arenas (the per-thread parts of a
     /// `SyncArena`): chunk bytes are taken from it before a chunk is
     /// allocated and given back when the chunk is freed.
@@ -83,12 +87,25 @@ impl SharedLimit {
     }
 }
 
+impl Config {
+    /// The error for `requested` bytes refused at `limit`.
+    pub(crate) fn limit_error(&self, requested: usize, limit: usize) -> crate::AllocError {
+        crate::AllocError::limit_exceeded(
+            requested,
+            limit,
+            self.limit_advice,
+            matches!(self.limit_policy, crate::LimitPolicy::Unwind),
+        )
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("chunk_size", &self.chunk_size)
             .field("max_chunk_size", &self.max_chunk_size)
             .field("allocation_limit", &self.allocation_limit)
+            .field("limit_policy", &self.limit_policy)
             .field("diagnostics", &SinkDebug(&self.sink))
             .finish()
     }
@@ -119,6 +136,8 @@ pub struct ArenaBuilder {
     max_chunk_size: Option<usize>,
     reserve_size: usize,
     allocation_limit: Option<usize>,
+    limit_policy: crate::LimitPolicy,
+    limit_advice: &'static str,
     thread_safety: ThreadSafety,
     sink: Option<Sink>,
     #[cfg(feature = "debug")]
@@ -164,6 +183,8 @@ impl ArenaBuilder {
             max_chunk_size: None,
             reserve_size: 0,
             allocation_limit: None,
+            limit_policy: crate::LimitPolicy::ReturnError,
+            limit_advice: crate::limit::DEFAULT_ADVICE,
             thread_safety: ThreadSafety::SingleThreaded,
             sink: None,
             #[cfg(feature = "debug")]
@@ -207,8 +228,56 @@ impl ArenaBuilder {
     /// more fails: `try_*` methods return
     /// [`AllocErrorKind::LimitExceeded`](crate::AllocErrorKind::LimitExceeded),
     /// the plain ones panic.
+    ///
+    /// Collections in the arena (`allocator_api2::vec::Vec`, hashbrown
+    /// maps) turn a refusal into `handle_alloc_error`, which aborts the
+    /// process; [`limit_policy`](Self::limit_policy) can make them unwind
+    /// instead.
     pub fn allocation_limit(mut self, bytes: usize) -> Self {
         self.allocation_limit = Some(bytes);
+        self
+    }
+
+    /// What an allocation does at the [`allocation_limit`](Self::allocation_limit)
+    /// (default [`LimitPolicy::ReturnError`](crate::LimitPolicy::ReturnError)):
+    /// see [`LimitPolicy`](crate::LimitPolicy).
+    ///
+    /// ```
+    /// use arena_b::{catch_limit, Arena, LimitPolicy};
+    ///
+    /// let arena = Arena::builder()
+    ///     .allocation_limit(4096)
+    ///     .limit_policy(LimitPolicy::Unwind)
+    ///     .build();
+    /// let mut map = hashbrown::HashMap::new_in(&arena);
+    /// let err = catch_limit(|| {
+    ///     for i in 0..100_000u64 {
+    ///         map.insert(i, i);
+    ///     }
+    /// })
+    /// .unwrap_err();
+    /// assert_eq!(err.limit(), 4096);
+    /// ```
+    pub fn limit_policy(mut self, policy: crate::LimitPolicy) -> Self {
+        self.limit_policy = policy;
+        self
+    }
+
+    /// What the message of a limit refusal tells the user to do (default:
+    /// "raise ArenaBuilder::allocation_limit or reset the arena"). For
+    /// crates that build arenas for their users and set the limit from a
+    /// setting of their own, so the message names that setting.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::builder()
+    ///     .allocation_limit(1024)
+    ///     .limit_advice("raise Config::scratch_bytes")
+    ///     .build();
+    /// let err = arena.try_alloc_slice_fast(&[0u8; 2048]).unwrap_err();
+    /// assert!(err.to_string().ends_with("raise Config::scratch_bytes"));
+    /// ```
+    pub fn limit_advice(mut self, advice: &'static str) -> Self {
+        self.limit_advice = advice;
         self
     }
 
@@ -443,6 +512,8 @@ impl ArenaBuilder {
             chunk_size: self.chunk_size,
             max_chunk_size,
             allocation_limit: self.allocation_limit,
+            limit_policy: self.limit_policy,
+            limit_advice: self.limit_advice,
             shared_limit: None,
             sink: self.sink,
             #[cfg(feature = "debug")]

@@ -21,8 +21,14 @@ pub enum AllocErrorKind {
 /// An allocation failed; [`kind`](AllocError::kind) says why.
 ///
 /// Returned by every `try_*` method. The plain methods (`alloc`,
-/// `alloc_str`, ...) panic with the same message instead, or call
-/// [`std::alloc::handle_alloc_error`] when the system is out of memory.
+/// `alloc_str`, ...) panic with the same message instead, call
+/// [`std::alloc::handle_alloc_error`] when the system is out of memory, or,
+/// under [`LimitPolicy::Unwind`](crate::LimitPolicy::Unwind), unwind with a
+/// [`LimitExceeded`](crate::LimitExceeded) at the allocation limit.
+///
+/// Making one never allocates (the numbers are kept, and formatted only by
+/// `Display`), so the error path works when the system allocator is out of
+/// memory.
 ///
 /// ```
 /// use arena_b::{Arena, AllocErrorKind};
@@ -30,20 +36,63 @@ pub enum AllocErrorKind {
 /// let arena = Arena::builder().chunk_size(1024).allocation_limit(1024).build();
 /// let err = arena.try_alloc_slice_fill_iter(0..10_000u32).unwrap_err();
 /// assert_eq!(err.kind(), AllocErrorKind::LimitExceeded);
+/// assert_eq!(err.limit(), Some(1024));
+/// assert!(err.to_string().contains("ArenaBuilder::allocation_limit"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AllocError {
     kind: AllocErrorKind,
     requested: usize,
+    /// The limit (`LimitExceeded`) or the chunk size asked of the system
+    /// (`OutOfMemory`).
+    detail: usize,
+    /// What to do about a `LimitExceeded` (names the setting).
+    advice: &'static str,
+    /// The arena's [`LimitPolicy`](crate::LimitPolicy) is `Unwind`.
+    unwind: bool,
 }
 
 impl AllocError {
     pub(crate) const fn new(kind: AllocErrorKind, requested: usize) -> Self {
-        Self { kind, requested }
+        Self {
+            kind,
+            requested,
+            detail: 0,
+            advice: "",
+            unwind: false,
+        }
     }
 
     pub(crate) const fn overflow() -> Self {
         Self::new(AllocErrorKind::LayoutOverflow, usize::MAX)
+    }
+
+    /// `requested` bytes would take the arena past `limit`.
+    pub(crate) const fn limit_exceeded(
+        requested: usize,
+        limit: usize,
+        advice: &'static str,
+        unwind: bool,
+    ) -> Self {
+        Self {
+            kind: AllocErrorKind::LimitExceeded,
+            requested,
+            detail: limit,
+            advice,
+            unwind,
+        }
+    }
+
+    /// The system allocator could not provide a chunk of `chunk` bytes for
+    /// a request of `requested` bytes.
+    pub(crate) const fn out_of_memory(requested: usize, chunk: usize) -> Self {
+        Self {
+            kind: AllocErrorKind::OutOfMemory,
+            requested,
+            detail: chunk,
+            advice: "",
+            unwind: false,
+        }
     }
 
     /// Why the allocation failed.
@@ -56,6 +105,33 @@ impl AllocError {
     pub const fn requested(&self) -> usize {
         self.requested
     }
+
+    /// The allocation limit that refused the request, for
+    /// [`AllocErrorKind::LimitExceeded`].
+    pub const fn limit(&self) -> Option<usize> {
+        match self.kind {
+            AllocErrorKind::LimitExceeded => Some(self.detail),
+            _ => None,
+        }
+    }
+
+    /// The size of the chunk the system allocator could not provide, for
+    /// [`AllocErrorKind::OutOfMemory`].
+    pub const fn chunk_size(&self) -> Option<usize> {
+        match self.kind {
+            AllocErrorKind::OutOfMemory => Some(self.detail),
+            _ => None,
+        }
+    }
+
+    /// The arena that refused is set to unwind at its limit.
+    pub(crate) const fn unwinds(&self) -> bool {
+        self.unwind
+    }
+
+    pub(crate) const fn advice(&self) -> &'static str {
+        self.advice
+    }
 }
 
 impl fmt::Display for AllocError {
@@ -64,16 +140,14 @@ impl fmt::Display for AllocError {
             AllocErrorKind::LayoutOverflow => f.write_str(
                 "arena-b: allocation size overflows isize::MAX; check the length you asked for",
             ),
-            AllocErrorKind::LimitExceeded => write!(
-                f,
-                "arena-b: allocating {} bytes would exceed the arena's allocation limit; \
-                 raise ArenaBuilder::allocation_limit or reset the arena",
-                self.requested
-            ),
+            AllocErrorKind::LimitExceeded => {
+                crate::limit::write_limit_message(f, self.requested, self.detail, self.advice)
+            }
             AllocErrorKind::OutOfMemory => write!(
                 f,
-                "arena-b: the system allocator could not provide a chunk for {} bytes",
-                self.requested
+                "arena-b: the system allocator could not provide a chunk of {} bytes (for a \
+                 request of {} bytes)",
+                self.detail, self.requested
             ),
         }
     }

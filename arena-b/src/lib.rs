@@ -68,6 +68,7 @@ mod cursor;
 mod debug;
 mod drop_list;
 mod error;
+mod limit;
 #[cfg(feature = "lockfree")]
 mod lockfree;
 #[cfg(feature = "lockfree")]
@@ -103,6 +104,7 @@ pub use builder::{ArenaBuilder, ThreadSafety, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CH
 #[cfg(feature = "debug")]
 pub use debug::{Corruption, DebugStats, LeakReport, POISON};
 pub use error::{AllocError, AllocErrorKind, BuildError};
+pub use limit::{catch_limit, fallible, LimitExceeded, LimitPolicy};
 #[cfg(feature = "lockfree")]
 pub use lockfree::{LockFreePool, LockFreeStats, Pooled};
 #[cfg(feature = "lockfree")]

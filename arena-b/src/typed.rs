@@ -82,10 +82,19 @@ fn try_alloc_layout_deferred<B: Bump>(
 #[inline(never)]
 #[track_caller]
 pub(crate) fn fail(err: AllocError, layout: Option<Layout>) -> ! {
-    match (err.kind(), layout) {
-        (AllocErrorKind::OutOfMemory, Some(layout)) => std::alloc::handle_alloc_error(layout),
-        _ => panic!("{err}"),
+    crate::limit::unwind_if_set(&err, false);
+    if err.kind() == AllocErrorKind::OutOfMemory {
+        // The layout the system allocator refused: the chunk's, not the
+        // value's (a 5-byte string asks for a whole chunk).
+        let refused = err
+            .chunk_size()
+            .and_then(|size| Layout::from_size_align(size, crate::chunk::CHUNK_ALIGN).ok())
+            .or(layout);
+        if let Some(refused) = refused {
+            std::alloc::handle_alloc_error(refused);
+        }
     }
+    panic!("{err}")
 }
 
 #[inline(always)]
