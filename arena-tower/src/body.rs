@@ -7,81 +7,8 @@ use std::task::{ready, Context, Poll};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use crate::end::{End, EndGuard};
 use crate::handle::RequestArena;
-use crate::lease::{End, Lease};
-
-/// Holds a request's handle until it is dropped, and records how the
-/// response ended (`end`); dropping it unended records `on_drop`. It is the
-/// last field of the body or future that owns it, so it drops after what
-/// they wrapped: then it checks whether other handles outlived the
-/// response, and lets its own go, which releases the arena when it was the
-/// last.
-pub(crate) struct EndGuard {
-    handle: Option<RequestArena>,
-    ended: bool,
-    on_drop: End,
-}
-
-impl EndGuard {
-    pub(crate) fn new(handle: RequestArena, on_drop: End) -> EndGuard {
-        EndGuard {
-            handle: Some(handle),
-            ended: false,
-            on_drop,
-        }
-    }
-
-    /// Hands the handle over (to the response body); this guard is then
-    /// inert.
-    pub(crate) fn take(&mut self) -> Option<RequestArena> {
-        self.ended = true;
-        self.handle.take()
-    }
-
-    pub(crate) fn is_ended(&self) -> bool {
-        self.ended
-    }
-
-    /// The end: records `reason` (the first end wins). If no other handle
-    /// is alive (`alloc_bytes` buffers aside), lets ours go now, which
-    /// releases the arena unless such a buffer still holds it. Otherwise
-    /// ours is kept until this guard drops, after what the body or future
-    /// wrapped, to tell handles left in it from handles that outlive the
-    /// response.
-    pub(crate) fn end(&mut self, reason: End) {
-        if self.ended {
-            return;
-        }
-        self.ended = true;
-        if let Some(handle) = &self.handle {
-            let lease = handle.lease();
-            lease.mark_end(reason);
-            let owners = lease
-                .bytes_owners
-                .load(std::sync::atomic::Ordering::Acquire);
-            if std::sync::Arc::strong_count(lease) <= 1 + owners {
-                self.handle = None;
-            }
-        }
-    }
-}
-
-impl Drop for EndGuard {
-    fn drop(&mut self) {
-        self.end(self.on_drop);
-        if let Some(handle) = self.handle.take() {
-            Lease::check_outlived(handle.lease());
-        }
-    }
-}
-
-impl fmt::Debug for EndGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EndGuard")
-            .field("ended", &self.is_ended())
-            .finish()
-    }
-}
 
 pin_project! {
     /// The response body of an [`ArenaService`](crate::ArenaService): the

@@ -9,8 +9,8 @@ use http::Response;
 use http_body::Body;
 use pin_project_lite::pin_project;
 
-use crate::body::{ArenaBody, EndGuard};
-use crate::lease::End;
+use crate::body::ArenaBody;
+use crate::end::{End, EndGuard};
 
 pin_project! {
     /// The future returned by [`ArenaService::call`](tower_service::Service::call):

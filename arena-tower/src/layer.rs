@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
+use crate::end::End;
 use crate::handle::RequestArena;
-use crate::lease::End;
 use crate::pool::{Config, Pool, PoolStats};
 use crate::service::ArenaService;
 

@@ -20,56 +20,8 @@ use std::time::Instant;
 
 use arena_b::SyncArena;
 
+use crate::end::End;
 use crate::pool::Pool;
-
-/// How a request's response ended; the first end wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum End {
-    /// Not ended yet (never reported: every path marks an end first).
-    Open = 0,
-    /// The body yielded its last frame.
-    Finished = 1,
-    /// The body yielded an error.
-    BodyError = 2,
-    /// The body was dropped before its end: the client went away, or the
-    /// server did not send it (`HEAD`, 204 and 304 responses).
-    BodyDropped = 3,
-    /// The inner service returned an error.
-    HandlerFailed = 4,
-    /// The response future was dropped before the response was ready
-    /// (client gone, timeout, or a panic unwinding through it).
-    HandlerDropped = 5,
-    /// The response ended while `RequestArena` handles were still alive
-    /// (reported at the release, instead of the end itself).
-    HandleOutlived = 6,
-}
-
-impl End {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            End::Open => "open",
-            End::Finished => "finished",
-            End::BodyError => "body_error",
-            End::BodyDropped => "body_dropped",
-            End::HandlerFailed => "handler_failed",
-            End::HandlerDropped => "handler_dropped",
-            End::HandleOutlived => "handle_outlived",
-        }
-    }
-
-    fn from_u8(v: u8) -> End {
-        match v {
-            1 => End::Finished,
-            2 => End::BodyError,
-            3 => End::BodyDropped,
-            4 => End::HandlerFailed,
-            5 => End::HandlerDropped,
-            6 => End::HandleOutlived,
-            _ => End::Open,
-        }
-    }
-}
 
 /// A leased arena; see the module docs.
 pub(crate) struct Lease {
@@ -136,6 +88,16 @@ impl Lease {
         self.end.load(Ordering::Acquire) != End::Open as u8
     }
 
+    /// How the response ended (`Open` while it runs).
+    pub(crate) fn response_end(&self) -> End {
+        End::from_u8(self.end.load(Ordering::Acquire))
+    }
+
+    /// Records that handles outlived the response; `true` the first time.
+    pub(crate) fn mark_outlived(&self) -> bool {
+        !self.outlived.swap(true, Ordering::AcqRel)
+    }
+
     /// Records the end of the response; the first end wins.
     pub(crate) fn mark_end(&self, reason: End) {
         // A lost race changes nothing.
@@ -145,29 +107,6 @@ impl Lease {
             Ordering::AcqRel,
             Ordering::Acquire,
         );
-    }
-
-    /// Called by the body or future that ended the response, once what it
-    /// wrapped is gone and while it still holds `this`: any other handle
-    /// still alive (not counting `alloc_bytes` owners) outlives the
-    /// response. Reported with a `WARN` in the request's span, and as
-    /// `ended = "handle_outlived"` at the release.
-    pub(crate) fn check_outlived(this: &Arc<Lease>) {
-        let owners = this.bytes_owners.load(Ordering::Acquire);
-        let others = Arc::strong_count(this).saturating_sub(1 + owners);
-        if others == 0 || this.outlived.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let response_end = End::from_u8(this.end.load(Ordering::Acquire)).as_str();
-        this.span.in_scope(|| {
-            tracing::warn!(
-                target: "arena_tower",
-                handles = others,
-                response_end,
-                "the response ended while {others} RequestArena handle(s) are still alive; \
-                 the request's arena is released when the last one is dropped"
-            );
-        });
     }
 
     /// The last handle of `this` is being dropped: release the lease and

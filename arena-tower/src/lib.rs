@@ -95,6 +95,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod body;
+mod end;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;

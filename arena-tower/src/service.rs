@@ -7,9 +7,9 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
-use crate::body::{ArenaBody, EndGuard};
+use crate::body::ArenaBody;
+use crate::end::{End, EndGuard};
 use crate::future::ResponseFuture;
-use crate::lease::End;
 use crate::pool::{Pool, PoolStats};
 
 /// Middleware that leases an arena from its pool for every request, puts a

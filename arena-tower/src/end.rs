@@ -1,0 +1,165 @@
+//! How a request's response ended: [`End`], and the [`EndGuard`] that the
+//! response future and then the response body hold to record it.
+//!
+//! The end of the response and the release of the arena are two different
+//! things. The arena is released when its last handle is gone (that is what
+//! soundness needs); the end only says *how* the response ended (the
+//! release event's `ended` field) and lets the guard's own handle go early.
+//! Handles still alive at the end, other than the owners of `alloc_bytes`
+//! buffers, outlive the response and are reported.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::handle::RequestArena;
+use crate::lease::Lease;
+
+/// How a request's response ended; the first end wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum End {
+    /// Not ended yet (never reported: every path marks an end first).
+    Open = 0,
+    /// The body yielded its last frame.
+    Finished = 1,
+    /// The body yielded an error.
+    BodyError = 2,
+    /// The body was dropped before its end: the client went away, or the
+    /// server did not send it (`HEAD`, 204 and 304 responses).
+    BodyDropped = 3,
+    /// The inner service returned an error.
+    HandlerFailed = 4,
+    /// The response future was dropped before the response was ready
+    /// (client gone, timeout, or a panic unwinding through it).
+    HandlerDropped = 5,
+    /// The response ended while `RequestArena` handles were still alive
+    /// (reported at the release, instead of the end itself).
+    HandleOutlived = 6,
+}
+
+impl End {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            End::Open => "open",
+            End::Finished => "finished",
+            End::BodyError => "body_error",
+            End::BodyDropped => "body_dropped",
+            End::HandlerFailed => "handler_failed",
+            End::HandlerDropped => "handler_dropped",
+            End::HandleOutlived => "handle_outlived",
+        }
+    }
+
+    pub(crate) fn from_u8(v: u8) -> End {
+        match v {
+            1 => End::Finished,
+            2 => End::BodyError,
+            3 => End::BodyDropped,
+            4 => End::HandlerFailed,
+            5 => End::HandlerDropped,
+            6 => End::HandleOutlived,
+            _ => End::Open,
+        }
+    }
+}
+
+/// Holds a request's handle until it is dropped, and records how the
+/// response ended (`end`); dropping it unended records `on_drop`. It is the
+/// last field of the body or future that owns it, so it drops after what
+/// they wrapped: then it checks whether other handles outlived the
+/// response, and lets its own go, which releases the arena when it was the
+/// last.
+pub(crate) struct EndGuard {
+    handle: Option<RequestArena>,
+    ended: bool,
+    on_drop: End,
+}
+
+impl EndGuard {
+    pub(crate) fn new(handle: RequestArena, on_drop: End) -> EndGuard {
+        EndGuard {
+            handle: Some(handle),
+            ended: false,
+            on_drop,
+        }
+    }
+
+    /// Hands the handle over (to the response body); this guard is then
+    /// inert.
+    pub(crate) fn take(&mut self) -> Option<RequestArena> {
+        self.ended = true;
+        self.handle.take()
+    }
+
+    pub(crate) fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The end: records `reason` (the first end wins). If no other handle
+    /// is alive (`alloc_bytes` buffers aside), lets ours go now, which
+    /// releases the arena unless such a buffer still holds it. Otherwise
+    /// ours is kept until this guard drops, after what the body or future
+    /// wrapped, to tell handles left in it from handles that outlive the
+    /// response.
+    pub(crate) fn end(&mut self, reason: End) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        if let Some(handle) = &self.handle {
+            let lease = handle.lease();
+            lease.mark_end(reason);
+            if other_handles(lease) == 0 {
+                self.handle = None;
+            }
+        }
+    }
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        self.end(self.on_drop);
+        if let Some(handle) = self.handle.take() {
+            warn_if_outlived(handle.lease());
+        }
+    }
+}
+
+impl fmt::Debug for EndGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndGuard")
+            .field("ended", &self.is_ended())
+            .finish()
+    }
+}
+
+/// Handles of `lease` other than the caller's own and the owners of
+/// `alloc_bytes` buffers (which keep the arena like handles, but are not
+/// "handles left behind" at the end).
+fn other_handles(lease: &Arc<Lease>) -> usize {
+    let owners = lease.bytes_owners.load(Ordering::Acquire);
+    Arc::strong_count(lease).saturating_sub(1 + owners)
+}
+
+/// Called by the body or future that ended the response, once what it
+/// wrapped is gone and while it still holds `this`: any other handle
+/// still alive (not counting `alloc_bytes` owners) outlives the
+/// response. Reported with a `WARN` in the request's span, and as
+/// `ended = "handle_outlived"` at the release.
+fn warn_if_outlived(this: &Arc<Lease>) {
+    let others = other_handles(this);
+    if others == 0 || !this.mark_outlived() {
+        return;
+    }
+    let response_end = this.response_end().as_str();
+    this.span.in_scope(|| {
+        tracing::warn!(
+            target: "arena_tower",
+            handles = others,
+            response_end,
+            "the response ended while {others} RequestArena handle(s) are still alive; \
+             the request's arena is released when the last one is dropped"
+        );
+    });
+}
