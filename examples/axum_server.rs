@@ -146,7 +146,9 @@ async fn slow(arena: RequestArena, Path(ms): Path<u64>) -> String {
 }
 
 /// Streams `chunks` chunks, 10 ms apart, each built in the arena
-/// (`alloc_bytes`): the arena lives until the body is done or dropped.
+/// (`alloc_bytes`): the arena lives until the body is done or dropped, and
+/// a chunk's buffer is reused once hyper has written it, so a long stream
+/// runs in the memory of the chunks in flight.
 async fn stream(arena: RequestArena, Path(chunks): Path<u32>) -> Body {
     let parts = futures_util::stream::unfold(0u32, move |i| {
         let arena = arena.clone();
@@ -211,8 +213,11 @@ fn app(layer: ArenaLayer) -> Router {
         .route("/stream/{chunks}", get(stream))
         .route("/panic", get(panic))
         .with_state(layer.clone())
-        .layer(CatchPanicLayer::new())
+        // Inside TraceLayer (its span gets the arena fields) and inside
+        // CatchPanicLayer (a request over max_request_bytes reaches the
+        // layer, which answers 413).
         .layer(layer)
+        .layer(CatchPanicLayer::new())
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {

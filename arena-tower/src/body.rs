@@ -1,27 +1,45 @@
 //! [`ArenaBody`]: the response body that marks the end of the request.
 
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
+use bytes::Buf;
+use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::end::{End, EndGuard};
+use crate::future::limit_or_resume;
 use crate::handle::RequestArena;
+
+/// The error type of [`ArenaBody`]: the inner body's error, boxed, or an
+/// [`arena_b::LimitExceeded`] when the body hit the request's byte limit
+/// while it was being sent.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pin_project! {
     /// The response body of an [`ArenaService`](crate::ArenaService): the
-    /// inner body `B`, unchanged, plus a handle to the request's arena that
-    /// it lets go at the end of the response.
+    /// inner body `B` plus a handle to the request's arena that it lets go
+    /// at the end of the response.
     ///
-    /// Frames (data and trailers), errors, [`size_hint`](Body::size_hint)
-    /// and [`is_end_stream`](Body::is_end_stream) are forwarded. The end is
-    /// the first of: `poll_frame` returns `None` or an error, the inner body
-    /// reports `is_end_stream()` after a frame (or before the first one),
+    /// Frames (data and trailers), [`size_hint`](Body::size_hint) and
+    /// [`is_end_stream`](Body::is_end_stream) are forwarded; errors are
+    /// forwarded boxed ([`BoxError`]). The end is the first of: `poll_frame`
+    /// returns `None` or an error; a trailers frame (always the last); the
+    /// last of the bytes the response declared (`content-length`, or an
+    /// exact `size_hint`), after which hyper stops polling; the inner body
+    /// reports `is_end_stream()` after a frame (or before the first one);
     /// or this body is dropped, which is what hyper does when the client
     /// goes away mid-response. The arena itself is released when, in
     /// addition, no [`RequestArena`] handle remains.
+    ///
+    /// If polling the inner body hits the request's byte limit (a stream
+    /// that allocates its chunks in the arena), the body ends with an
+    /// [`arena_b::LimitExceeded`] error (hyper then aborts the response:
+    /// the client sees an error, never a silently truncated body) and a
+    /// `WARN` in the request's span.
     ///
     /// ```
     /// use arena_tower::{ArenaBody, ArenaLayer};
@@ -44,36 +62,80 @@ pin_project! {
     /// ```
     pub struct ArenaBody<B> {
         #[pin]
-        inner: B,
+        kind: Kind<B>,
+        // Data bytes still to come, when the response declared its length.
+        remaining: Option<u64>,
         guard: EndGuard,
     }
 }
 
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        // A response the layer made itself (over the limit), or a body
+        // that ended with the limit.
+        Empty,
+    }
+}
+
 impl<B: Body> ArenaBody<B> {
-    pub(crate) fn new(inner: B, handle: RequestArena) -> ArenaBody<B> {
-        let mut guard = EndGuard::new(handle, End::BodyDropped);
-        if inner.is_end_stream() {
-            // An empty body may never be polled: it has ended already.
-            guard.end(End::Finished);
-        }
-        ArenaBody { inner, guard }
+    /// Wraps the body of `response`, which belongs to the request of
+    /// `handle`.
+    pub(crate) fn wrap(response: Response<B>, handle: RequestArena) -> Response<ArenaBody<B>> {
+        let declared = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        response.map(|body| {
+            let remaining = declared.or_else(|| body.size_hint().exact());
+            let mut guard = EndGuard::new(handle, End::BodyDropped);
+            if body.is_end_stream() || remaining == Some(0) {
+                // An empty body may never be polled: it has ended already.
+                guard.end(End::Finished);
+            }
+            ArenaBody {
+                kind: Kind::Inner { body },
+                remaining,
+                guard,
+            }
+        })
     }
 }
 
 impl<B> ArenaBody<B> {
-    /// The inner body.
-    pub fn get_ref(&self) -> &B {
-        &self.inner
+    /// The empty body of a response the layer made itself.
+    pub(crate) fn ended() -> ArenaBody<B> {
+        ArenaBody {
+            kind: Kind::Empty,
+            remaining: Some(0),
+            guard: EndGuard::ended(),
+        }
     }
 
-    /// The inner body, mutably.
-    pub fn get_mut(&mut self) -> &mut B {
-        &mut self.inner
+    /// The inner body; `None` for a response the layer answered itself
+    /// (over the byte limit) or a body that ended at the limit.
+    pub fn get_ref(&self) -> Option<&B> {
+        match &self.kind {
+            Kind::Inner { body } => Some(body),
+            Kind::Empty => None,
+        }
     }
 
-    /// The inner body, pinned.
-    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut B> {
-        self.project().inner
+    /// The inner body, mutably; see [`get_ref`](Self::get_ref).
+    pub fn get_mut(&mut self) -> Option<&mut B> {
+        match &mut self.kind {
+            Kind::Inner { body } => Some(body),
+            Kind::Empty => None,
+        }
+    }
+
+    /// The inner body, pinned; see [`get_ref`](Self::get_ref).
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Option<Pin<&mut B>> {
+        match self.project().kind.project() {
+            KindProj::Inner { body } => Some(body),
+            KindProj::Empty => None,
+        }
     }
 
     /// Whether the response has ended from this body's point of view (its
@@ -83,41 +145,74 @@ impl<B> ArenaBody<B> {
     }
 }
 
-impl<B: Body> Body for ArenaBody<B> {
+impl<B> Body for ArenaBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
     type Data = B::Data;
-    type Error = B::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
-        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        let KindProj::Inner { mut body } = this.kind.as_mut().project() else {
+            return Poll::Ready(None);
+        };
+        // A stream that allocates its chunks in the arena can hit the
+        // limit here, inside hyper, out of reach of any `CatchPanicLayer`.
+        let frame = match catch_unwind(AssertUnwindSafe(|| body.as_mut().poll_frame(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(frame)) => frame,
+            Err(payload) => {
+                let limit = limit_or_resume(payload);
+                // The inner body is not polled again; drop it (and its handles).
+                this.kind.set(Kind::Empty);
+                this.guard.over_limit(&limit, true);
+                return Poll::Ready(Some(Err(Box::new(limit))));
+            }
+        };
         match &frame {
             None => this.guard.end(End::Finished),
             Some(Err(_)) => this.guard.end(End::BodyError),
-            Some(Ok(_)) => {
-                if !this.guard.is_ended() && this.inner.is_end_stream() {
+            Some(Ok(frame)) if !this.guard.is_ended() => {
+                let declared_end = match (frame.data_ref(), this.remaining.as_mut()) {
+                    (Some(data), Some(remaining)) => {
+                        *remaining = remaining.saturating_sub(data.remaining() as u64);
+                        *remaining == 0
+                    }
+                    _ => false,
+                };
+                if frame.is_trailers() || declared_end || body.is_end_stream() {
                     this.guard.end(End::Finished);
                 }
             }
+            Some(Ok(_)) => {}
         }
-        Poll::Ready(frame)
+        Poll::Ready(frame.map(|result| result.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Empty => true,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Empty => SizeHint::with_exact(0),
+        }
     }
 }
 
 impl<B: fmt::Debug> fmt::Debug for ArenaBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ArenaBody")
-            .field("inner", &self.inner)
+            .field("inner", &self.get_ref())
             .field("ended", &self.guard.is_ended())
             .finish()
     }

@@ -36,6 +36,10 @@ pub(crate) enum End {
     /// The response ended while `RequestArena` handles were still alive
     /// (reported at the release, instead of the end itself).
     HandleOutlived = 6,
+    /// The request hit its `max_request_bytes` limit: the handler or the
+    /// body unwound with `arena_b::LimitExceeded`, and the layer answered
+    /// the configured status (or ended the body with an error).
+    OverLimit = 7,
 }
 
 impl End {
@@ -48,6 +52,7 @@ impl End {
             End::HandlerFailed => "handler_failed",
             End::HandlerDropped => "handler_dropped",
             End::HandleOutlived => "handle_outlived",
+            End::OverLimit => "over_limit",
         }
     }
 
@@ -59,6 +64,7 @@ impl End {
             4 => End::HandlerFailed,
             5 => End::HandlerDropped,
             6 => End::HandleOutlived,
+            7 => End::OverLimit,
             _ => End::Open,
         }
     }
@@ -83,6 +89,62 @@ impl EndGuard {
             ended: false,
             on_drop,
         }
+    }
+
+    /// A guard with no request: the body of a response the layer made
+    /// itself, whose request has ended already.
+    pub(crate) fn ended() -> EndGuard {
+        EndGuard {
+            handle: None,
+            ended: true,
+            on_drop: End::Finished,
+        }
+    }
+
+    /// The request hit its byte limit: `limit` unwound out of the handler
+    /// (`in_body` false: the layer answers with the returned status) or out
+    /// of the response body (the body ends with an error). A `WARN` in the
+    /// request's span names the limit and what was asked; then the end.
+    pub(crate) fn over_limit(
+        &mut self,
+        limit: &arena_b::LimitExceeded,
+        in_body: bool,
+    ) -> http::StatusCode {
+        let mut status = http::StatusCode::PAYLOAD_TOO_LARGE;
+        if let Some(handle) = &self.handle {
+            let lease = handle.lease();
+            if let Some(pool) = lease.pool() {
+                status = pool.config.over_limit_status;
+            }
+            let (requested, max_request_bytes) = (limit.requested(), limit.limit());
+            // User code (a subscriber) must not turn this into a second panic.
+            crate::lease::quietly(|| {
+                lease.span().in_scope(|| {
+                    if in_body {
+                        tracing::warn!(
+                            target: "arena_tower",
+                            max_request_bytes,
+                            requested,
+                            "request over its arena limit while sending the response body: an \
+                             allocation of {requested} bytes would exceed max_request_bytes \
+                             ({max_request_bytes} bytes); the body ends with an error"
+                        );
+                    } else {
+                        tracing::warn!(
+                            target: "arena_tower",
+                            max_request_bytes,
+                            requested,
+                            status = status.as_u16(),
+                            "request over its arena limit: an allocation of {requested} bytes \
+                             would exceed max_request_bytes ({max_request_bytes} bytes); \
+                             answered {status}"
+                        );
+                    }
+                })
+            });
+        }
+        self.end(End::OverLimit);
+        status
     }
 
     /// Hands the handle over (to the response body); this guard is then
@@ -153,13 +215,16 @@ fn warn_if_outlived(this: &Arc<Lease>) {
         return;
     }
     let response_end = this.response_end().as_str();
-    this.span.in_scope(|| {
-        tracing::warn!(
-            target: "arena_tower",
-            handles = others,
-            response_end,
-            "the response ended while {others} RequestArena handle(s) are still alive; \
-             the request's arena is released when the last one is dropped"
-        );
+    // In a destructor: a panicking subscriber must not abort the process.
+    crate::lease::quietly(|| {
+        this.span().in_scope(|| {
+            tracing::warn!(
+                target: "arena_tower",
+                handles = others,
+                response_end,
+                "the response ended while {others} RequestArena handle(s) are still alive; \
+                 the request's arena is released when the last one is dropped"
+            );
+        })
     });
 }

@@ -2,9 +2,11 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
+use arena_b::LimitExceeded;
 use http::Response;
 use http_body::Body;
 use pin_project_lite::pin_project;
@@ -22,16 +24,52 @@ pin_project! {
     /// response has ended without a body and this future lets its handle go
     /// (`ended = "handler_failed"` or `"handler_dropped"` in the release
     /// event).
+    ///
+    /// If the handler hits the request's byte limit
+    /// ([`ArenaLayer::max_request_bytes`](crate::ArenaLayer::max_request_bytes)),
+    /// its allocation unwinds with an [`arena_b::LimitExceeded`]; this
+    /// future catches that payload (and only that one: any other panic
+    /// continues unchanged), drops the handler's future and answers with
+    /// the layer's [`over_limit_status`](crate::ArenaLayer::over_limit_status)
+    /// and an empty body (`ended = "over_limit"`).
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: F,
+        state: State<F>,
         guard: EndGuard,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Running { #[pin] inner: F },
+        // The inner service's `call` itself hit the limit.
+        OverLimit { limit: LimitExceeded },
+        Done,
     }
 }
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: F, guard: EndGuard) -> ResponseFuture<F> {
-        ResponseFuture { inner, guard }
+        ResponseFuture {
+            state: State::Running { inner },
+            guard,
+        }
+    }
+
+    pub(crate) fn over_limit(limit: LimitExceeded, guard: EndGuard) -> ResponseFuture<F> {
+        ResponseFuture {
+            state: State::OverLimit { limit },
+            guard,
+        }
+    }
+}
+
+/// The limit payload of a caught panic; any other panic goes on unwinding.
+pub(crate) fn limit_or_resume(payload: Box<dyn std::any::Any + Send>) -> LimitExceeded {
+    match payload.downcast::<LimitExceeded>() {
+        Ok(limit) => *limit,
+        Err(other) => resume_unwind(other),
     }
 }
 
@@ -43,17 +81,39 @@ where
     type Output = Result<Response<ArenaBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match ready!(this.inner.poll(cx)) {
-            Ok(response) => match this.guard.take() {
-                Some(handle) => Poll::Ready(Ok(response.map(|body| ArenaBody::new(body, handle)))),
-                None => panic!("arena-tower: ResponseFuture polled after completion"),
-            },
-            Err(e) => {
-                this.guard.end(End::HandlerFailed);
-                Poll::Ready(Err(e))
+        let mut this = self.project();
+        let limit = match this.state.as_mut().project() {
+            StateProj::Running { inner } => {
+                // The handler is not polled again after an unwind: its future
+                // is dropped below.
+                match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(result)) => {
+                        this.state.set(State::Done);
+                        return Poll::Ready(match result {
+                            Ok(response) => match this.guard.take() {
+                                Some(handle) => Ok(ArenaBody::wrap(response, handle)),
+                                None => unreachable!("arena-tower: the guard ends only here"),
+                            },
+                            Err(e) => {
+                                this.guard.end(End::HandlerFailed);
+                                Err(e)
+                            }
+                        });
+                    }
+                    Err(payload) => limit_or_resume(payload),
+                }
             }
-        }
+            StateProj::OverLimit { limit } => *limit,
+            StateProj::Done => panic!("arena-tower: ResponseFuture polled after completion"),
+        };
+        // Drop the handler's future (and the handles it holds) before the
+        // end, so the arena goes back as soon as the guard lets go.
+        this.state.set(State::Done);
+        let status = this.guard.over_limit(&limit, false);
+        let mut response = Response::new(ArenaBody::ended());
+        *response.status_mut() = status;
+        Poll::Ready(Ok(response))
     }
 }
 

@@ -1,7 +1,8 @@
 //! [`RequestArena`]: the handle handlers allocate through.
 //!
 //! This module holds the crate's only `unsafe` code: the `Allocator`
-//! forwarding and the owner of [`RequestArena::alloc_bytes`] buffers.
+//! forwarding, the owner of [`RequestArena::alloc_bytes`] buffers, and the
+//! list of spare buffers that a streaming response reuses.
 #![allow(unsafe_code)]
 
 use core::alloc::Layout;
@@ -9,8 +10,8 @@ use core::fmt;
 use core::mem::ManuallyDrop;
 use core::ops::Deref;
 use core::ptr::NonNull;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use allocator_api2::alloc::{AllocError, Allocator};
 use arena_b::SyncArena;
@@ -90,13 +91,43 @@ impl RequestArena {
     /// them is dropped, typically once hyper has written it. Empty input
     /// gives an empty `Bytes` that holds nothing.
     ///
-    /// Panics like [`SyncArena::alloc_slice_fast`] when the request's byte
-    /// limit is exceeded; see [`try_alloc_bytes`](Self::try_alloc_bytes).
+    /// **Streaming:** once every `Bytes` of a buffer is dropped (hyper has
+    /// written the chunk), its memory is reused by a later `alloc_bytes` of
+    /// the same request that fits in it. So a streaming body that makes one
+    /// buffer per chunk (`Body::from_stream` over `alloc_bytes`, as below)
+    /// runs in the memory of the chunks in flight, however many it sends.
+    ///
+    /// Over the request's byte limit this ends the request like any plain
+    /// allocation (see [`ArenaLayer::max_request_bytes`](crate::ArenaLayer::max_request_bytes));
+    /// [`try_alloc_bytes`](Self::try_alloc_bytes) returns the error instead.
     ///
     /// Do not store such a `Bytes` (or a `RequestArena` clone) inside the
     /// same arena, for example in a value given to `alloc`: it would keep
     /// its own arena alive, and the arena would never be released (a
     /// reference cycle, like an `Arc` that holds itself).
+    ///
+    /// A stream of chunks, in bounded memory:
+    ///
+    /// ```
+    /// use arena_tower::RequestArena;
+    /// use axum::body::Body;
+    ///
+    /// async fn numbers(arena: RequestArena) -> Body {
+    ///     let chunks = futures_util::stream::unfold(0u32, move |i| {
+    ///         let arena = arena.clone();
+    ///         async move {
+    ///             (i < 100_000).then(|| {
+    ///                 let line = format!("{i}\n");
+    ///                 (Ok::<_, std::convert::Infallible>(arena.alloc_bytes(line.as_bytes())), i + 1)
+    ///             })
+    ///         }
+    ///     });
+    ///     Body::from_stream(chunks)
+    /// }
+    /// # let _ = numbers;
+    /// ```
+    ///
+    /// A whole body:
     ///
     /// ```
     /// # use arena_tower::{ArenaLayer, RequestArena};
@@ -122,8 +153,17 @@ impl RequestArena {
         if data.is_empty() {
             return Bytes::new();
         }
-        let copy = self.arena().alloc_slice_fast(data);
-        self.bytes_from(copy)
+        let (ptr, capacity) = match self.lease().spare.take(data.len()) {
+            Some(spare) => spare,
+            None => (
+                NonNull::from(self.arena().alloc_slice_fast(data)).cast(),
+                data.len(),
+            ),
+        };
+        // SAFETY: `ptr` is a block of at least `data.len()` bytes of this
+        // request's arena that nothing else refers to (fresh, or a spare
+        // whose `Bytes` are all gone); `data` is a separate allocation.
+        unsafe { self.bytes_in(ptr, capacity, data) }
     }
 
     /// Fallible [`alloc_bytes`](Self::alloc_bytes): an error when the
@@ -132,23 +172,31 @@ impl RequestArena {
         if data.is_empty() {
             return Ok(Bytes::new());
         }
-        let layout = Layout::for_value(data);
-        let ptr = self.arena().try_alloc_layout(layout)?;
-        // SAFETY: `ptr` is a fresh block of `data.len()` bytes (align 1)
-        // that nothing else refers to; `data` is a separate allocation.
-        let copy = unsafe {
-            core::ptr::copy_nonoverlapping(data.as_ptr(), ptr.as_ptr(), data.len());
-            core::slice::from_raw_parts_mut(ptr.as_ptr(), data.len())
+        let (ptr, capacity) = match self.lease().spare.take(data.len()) {
+            Some(spare) => spare,
+            None => (
+                self.arena().try_alloc_layout(Layout::for_value(data))?,
+                data.len(),
+            ),
         };
-        Ok(self.bytes_from(copy))
+        // SAFETY: as in `alloc_bytes`.
+        Ok(unsafe { self.bytes_in(ptr, capacity, data) })
     }
 
-    fn bytes_from(&self, data: &mut [u8]) -> Bytes {
+    /// Copies `data` into the block `ptr` of `capacity` bytes and wraps it.
+    ///
+    /// # Safety
+    /// `ptr` is a block of `capacity >= data.len()` bytes of this request's
+    /// arena, writable, that nothing else refers to and that does not
+    /// overlap `data`.
+    unsafe fn bytes_in(&self, ptr: NonNull<u8>, capacity: usize, data: &[u8]) -> Bytes {
+        // SAFETY: per the contract.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), ptr.as_ptr(), data.len()) };
         self.lease().bytes_owners.fetch_add(1, Ordering::AcqRel);
-        let len = data.len();
         Bytes::from_owner(ArenaBytes {
-            ptr: NonNull::from(data).cast(),
-            len,
+            ptr,
+            len: data.len(),
+            capacity,
             handle: self.clone(),
         })
     }
@@ -202,6 +250,8 @@ impl fmt::Debug for RequestArena {
 struct ArenaBytes {
     ptr: NonNull<u8>,
     len: usize,
+    /// The block's size (a reused spare may be larger than `len`).
+    capacity: usize,
     handle: RequestArena,
 }
 
@@ -225,10 +275,89 @@ impl AsRef<[u8]> for ArenaBytes {
 
 impl Drop for ArenaBytes {
     fn drop(&mut self) {
-        self.handle
-            .lease()
-            .bytes_owners
-            .fetch_sub(1, Ordering::AcqRel);
+        let lease = self.handle.lease();
+        // SAFETY: the last `Bytes` of this block is gone (this owner is
+        // dropped once, after all of them), so nothing refers to it; it is
+        // a block of `capacity` bytes of this lease's arena, which lives at
+        // least until `self.handle` is dropped below.
+        unsafe { lease.spare.give(self.ptr, self.capacity) };
+        lease.bytes_owners.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Blocks of `alloc_bytes` buffers whose `Bytes` were all dropped, kept for
+/// the next `alloc_bytes` of the same request. A streaming response that
+/// makes one buffer per chunk then runs in the memory of the chunks in
+/// flight, not of every chunk it sent (a bump arena frees nothing before
+/// the release). Emptied at the release, before the arena is reset.
+pub(crate) struct SpareBuffers {
+    blocks: Mutex<Vec<Spare>>,
+    /// `blocks.len()`, read without the lock by `take` (most requests never
+    /// have a spare).
+    count: AtomicUsize,
+}
+
+/// A spare block: its start and size.
+struct Spare(NonNull<u8>, usize);
+
+// SAFETY: a spare is memory of the lease's arena that nothing refers to;
+// whoever takes it from the list (under the lock) owns it alone.
+unsafe impl Send for Spare {}
+
+/// Most spare blocks kept per request; more are left in the arena until
+/// the release.
+const MAX_SPARES: usize = 64;
+
+impl SpareBuffers {
+    pub(crate) fn new() -> SpareBuffers {
+        SpareBuffers {
+            blocks: Mutex::new(Vec::new()),
+            count: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Spare>> {
+        // Nothing panics under this lock; a poisoned one is still consistent.
+        self.blocks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The smallest spare block of at least `len` bytes, taken out of the
+    /// list: `(start, size)`.
+    fn take(&self, len: usize) -> Option<(NonNull<u8>, usize)> {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut blocks = self.lock();
+        let best = (0..blocks.len())
+            .filter(|&i| blocks[i].1 >= len)
+            .min_by_key(|&i| blocks[i].1)?;
+        let Spare(ptr, size) = blocks.swap_remove(best);
+        self.count.store(blocks.len(), Ordering::Release);
+        Some((ptr, size))
+    }
+
+    /// Keeps the block `[ptr, ptr + size)` for reuse, if there is room.
+    ///
+    /// # Safety
+    /// The block is memory of this lease's arena that nothing refers to any
+    /// more.
+    unsafe fn give(&self, ptr: NonNull<u8>, size: usize) {
+        let mut blocks = self.lock();
+        if blocks.len() < MAX_SPARES {
+            blocks.push(Spare(ptr, size));
+            self.count.store(blocks.len(), Ordering::Release);
+        }
+    }
+
+    /// Forgets every spare block: the arena is about to be reset (the
+    /// blocks will be handed out again by the arena itself).
+    pub(crate) fn clear(&mut self) {
+        let blocks = self
+            .blocks
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        blocks.clear();
+        *self.count.get_mut() = 0;
     }
 }
 

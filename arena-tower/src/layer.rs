@@ -1,7 +1,8 @@
 //! [`ArenaLayer`]: the layer and its settings.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use tower_layer::Layer;
 
@@ -20,9 +21,24 @@ pub(crate) const DEFAULT_MAX_RETAINED_ARENA_BYTES: usize = 256 * 1024;
 /// A tower [`Layer`] that gives every request its own pooled arena; see the
 /// [crate docs](crate) for why and how.
 ///
-/// Cloning the layer (axum clones it for every route) shares its pool. The
-/// setters build a new pool, so call them before the layer is cloned or
-/// used.
+/// Cloning the layer (axum clones it for every route) shares its pool,
+/// which is built when the layer is first used. A setter gives the layer a
+/// pool of its own, so call the setters before the layer is cloned or
+/// used. Each setter checks its value and panics with a message that names
+/// it when it cannot work.
+///
+/// # Where it goes
+/// Put `ArenaLayer` *inside* the layer that makes the request's span
+/// (`TraceLayer`), so the release event lands in that span and fills its
+/// `arena.*` fields; in axum, where each `.layer` wraps the ones before it,
+/// add it first. (When it is outside, the [`RequestArena`] extractor still
+/// finds the handler's span and reports there.) In axum, `Router::layer`
+/// applies only to the routes added before it: add the routes first.
+/// Put `CatchPanicLayer` *outside* `ArenaLayer` (after it): a request
+/// over its byte limit then reaches the layer, which answers
+/// [`over_limit_status`](Self::over_limit_status); a `CatchPanicLayer`
+/// inside would catch it first and answer 500 (its custom handler can
+/// recognise [`arena_b::LimitExceeded::from_payload`]).
 ///
 /// ```no_run
 /// use arena_tower::{ArenaLayer, RequestArena};
@@ -63,49 +79,120 @@ pub(crate) const DEFAULT_MAX_RETAINED_ARENA_BYTES: usize = 256 * 1024;
 /// | `ended` | `finished`, `body_error`, `body_dropped` (the body was dropped before its end: the client went away, or the server did not send it, as for `HEAD`, 204 and 304 responses), `handler_failed`, `handler_dropped` or `handle_outlived` |
 #[derive(Clone)]
 pub struct ArenaLayer {
-    pool: Arc<Pool>,
+    config: Config,
+    /// Built on first use; shared by the clones made after the last setter.
+    pool: Arc<OnceLock<Arc<Pool>>>,
+}
+
+/// Set once any `ArenaLayer` exists in the process: the extractor's
+/// rejection then says that the layer is there but does not wrap the route.
+static LAYER_CONFIGURED: AtomicBool = AtomicBool::new(false);
+
+/// Whether an `ArenaLayer` was made in this process.
+pub(crate) fn layer_exists() -> bool {
+    LAYER_CONFIGURED.load(Ordering::Relaxed)
 }
 
 impl ArenaLayer {
     /// A layer with the default settings: 8 KiB first chunks, no byte
-    /// limit, 64 arenas kept per shard, arenas above 256 KiB shrunk before
+    /// limit (over a limit: 413), 64 arenas kept per shard, arenas above
+    /// 256 KiB or with parts for more threads than shards shrunk before
     /// pooling, span fields recorded, one shard per available CPU.
     pub fn new() -> ArenaLayer {
-        ArenaLayer::with_config(Config::default())
-    }
-
-    #[track_caller]
-    fn with_config(config: Config) -> ArenaLayer {
+        LAYER_CONFIGURED.store(true, Ordering::Relaxed);
         ArenaLayer {
-            pool: Arc::new(Pool::new(config)),
+            config: Config::default(),
+            pool: Arc::default(),
         }
     }
 
+    /// Applies a setting, checks the whole configuration, and gives the
+    /// layer a pool of its own (built on first use).
     #[track_caller]
-    fn set(self, f: impl FnOnce(&mut Config)) -> ArenaLayer {
-        let mut config = self.pool.config.clone();
-        f(&mut config);
-        ArenaLayer::with_config(config)
+    fn set(mut self, f: impl FnOnce(&mut Config)) -> ArenaLayer {
+        f(&mut self.config);
+        if let Err(message) = self.config.validate() {
+            panic!("arena-tower: {message}");
+        }
+        self.pool = Arc::default();
+        self
+    }
+
+    /// The pool, built by the first user.
+    fn pool(&self) -> &Arc<Pool> {
+        self.pool
+            .get_or_init(|| Arc::new(Pool::new(self.config.clone())))
     }
 
     /// Size of the first chunk of each thread's part of a request's arena
-    /// (default 8 KiB); later chunks double. Panics if 0.
+    /// (default 8 KiB, and never above
+    /// [`max_request_bytes`](Self::max_request_bytes)); later chunks
+    /// double. Panics if 0 or above 1 GiB.
     #[track_caller]
     pub fn chunk_size(self, bytes: usize) -> ArenaLayer {
         self.set(|c| c.chunk_size = bytes)
     }
 
     /// Most bytes of chunks one request's arena may own (default: no
-    /// limit). Beyond it `try_alloc` and friends return an
-    /// [`AllocError`](arena_b::AllocError) and `alloc` panics with a message
-    /// that says so; behind `tower_http::catch_panic::CatchPanicLayer` that
-    /// panic becomes a 500. Collections that use `&RequestArena` as their
-    /// allocator (`allocator_api2`'s `Vec`, hashbrown maps) call
-    /// `handle_alloc_error` when an allocation fails, which aborts the
-    /// process: under a limit, grow them with `try_reserve` first.
+    /// limit). What happens at the limit:
+    ///
+    /// - `try_alloc` and the other `try_*` methods return an
+    ///   [`AllocError`](arena_b::AllocError) that names this setting;
+    /// - a plain method (`alloc`, `alloc_str`, `alloc_bytes`, ...) or a
+    ///   collection growing in the arena (`allocator_api2`'s `Vec`,
+    ///   hashbrown maps) unwinds with an [`arena_b::LimitExceeded`]
+    ///   (under the default [`limit_policy`](Self::limit_policy)), and the
+    ///   layer ends *that request*: the handler's future is dropped, the
+    ///   client gets [`over_limit_status`](Self::over_limit_status) (413 by
+    ///   default) with an empty body, a `WARN` in the request's span names
+    ///   the limit and the size asked, and the release event says
+    ///   `ended = "over_limit"`. Every other request, and the process, go
+    ///   on. A response body that hits the limit while it streams ends
+    ///   with an error instead (its status is already sent).
+    /// - `vec.try_reserve(n)` goes through the same allocator interface as
+    ///   `vec.push(x)` and cannot be told apart from it, so it ends the
+    ///   request too; inside [`arena_b::fallible`] it returns `Err`.
+    ///
+    /// Without this unwinding (`limit_policy(LimitPolicy::ReturnError)`),
+    /// a collection that cannot grow calls `handle_alloc_error`, which
+    /// aborts the whole process.
+    ///
+    /// ```
+    /// use arena_tower::ArenaLayer;
+    /// let layer = ArenaLayer::new().max_request_bytes(1 << 20);
+    /// let arena = layer.lease();
+    /// let err = arena.try_alloc_layout(std::alloc::Layout::new::<[u8; 2 << 20]>()).unwrap_err();
+    /// assert!(err.to_string().contains("ArenaLayer::max_request_bytes"));
+    /// ```
     #[track_caller]
     pub fn max_request_bytes(self, bytes: usize) -> ArenaLayer {
         self.set(|c| c.max_request_bytes = Some(bytes))
+    }
+
+    /// The status a request over [`max_request_bytes`](Self::max_request_bytes)
+    /// is answered with (default `413 Payload Too Large`; `503 Service
+    /// Unavailable` suits a limit that protects the server rather than
+    /// judging the request). Panics unless it is a 4xx or 5xx status.
+    ///
+    /// ```
+    /// let layer = arena_tower::ArenaLayer::new()
+    ///     .max_request_bytes(4 << 20)
+    ///     .over_limit_status(http::StatusCode::SERVICE_UNAVAILABLE);
+    /// # drop(layer);
+    /// ```
+    #[track_caller]
+    pub fn over_limit_status(self, status: http::StatusCode) -> ArenaLayer {
+        self.set(|c| c.over_limit_status = status)
+    }
+
+    /// What an allocation at [`max_request_bytes`](Self::max_request_bytes)
+    /// does (default [`LimitPolicy::Unwind`](arena_b::LimitPolicy::Unwind):
+    /// the request ends with [`over_limit_status`](Self::over_limit_status)).
+    /// `LimitPolicy::ReturnError` keeps arena-b's plain behaviour: plain
+    /// methods panic with a message, and collections abort the process.
+    #[track_caller]
+    pub fn limit_policy(self, policy: arena_b::LimitPolicy) -> ArenaLayer {
+        self.set(|c| c.limit_policy = policy)
     }
 
     /// How many idle arenas each shard of the pool keeps (default 64); an
@@ -124,6 +211,23 @@ impl ArenaLayer {
         self.set(|c| c.max_retained_arena_bytes = bytes)
     }
 
+    /// The most threads a pooled arena keeps parts for (default: the shard
+    /// count, which defaults to the available parallelism, tokio's default
+    /// worker count). Every thread that allocates from a request's arena
+    /// gets a part of it (a sub-arena), kept until the arena is shrunk; a
+    /// handler that touches its arena from `spawn_blocking` or short-lived
+    /// threads adds a part per thread. An arena with more parts than this
+    /// is shrunk (every part forgotten) before it is pooled. Panics if 0.
+    ///
+    /// ```
+    /// let layer = arena_tower::ArenaLayer::new().max_retained_arena_threads(8);
+    /// # drop(layer);
+    /// ```
+    #[track_caller]
+    pub fn max_retained_arena_threads(self, threads: usize) -> ArenaLayer {
+        self.set(|c| c.max_retained_arena_threads = Some(threads))
+    }
+
     /// Whether the release also records `arena.bytes`, `arena.chunks`,
     /// `arena.peak_bytes` and `arena.pool_hit` into the request's span
     /// (default on; a span that does not declare a field ignores it).
@@ -132,9 +236,9 @@ impl ArenaLayer {
         self.set(|c| c.record_span_fields = on)
     }
 
-    /// Number of pool shards (default: the available parallelism). Threads
-    /// are assigned shards round-robin; give at least one per runtime
-    /// worker. Panics if 0.
+    /// Number of pool shards (default: the available parallelism, at most
+    /// 1024). Threads are assigned shards round-robin; give at least one per
+    /// runtime worker. Panics if 0 or above 1024.
     #[track_caller]
     pub fn shards(self, shards: usize) -> ArenaLayer {
         self.set(|c| c.shards = shards)
@@ -155,7 +259,7 @@ impl ArenaLayer {
     /// assert_eq!(layer.lease().bytes_allocated(), 0, "reset before reuse");
     /// ```
     pub fn lease(&self) -> RequestArena {
-        let handle = self.pool.lease(tracing::Span::current());
+        let handle = self.pool().lease(tracing::Span::current());
         handle.lease().mark_end(End::Finished);
         handle
     }
@@ -169,7 +273,7 @@ impl ArenaLayer {
     /// assert_eq!((stats.leases, stats.in_flight, stats.retained_bytes), (0, 0, 0));
     /// ```
     pub fn pool_stats(&self) -> PoolStats {
-        self.pool.stats()
+        self.pool().stats()
     }
 }
 
@@ -182,7 +286,8 @@ impl Default for ArenaLayer {
 impl fmt::Debug for ArenaLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ArenaLayer")
-            .field("pool", &self.pool)
+            .field("config", &self.config)
+            .field("pool", &self.pool.get())
             .finish()
     }
 }
@@ -191,6 +296,6 @@ impl<S> Layer<S> for ArenaLayer {
     type Service = ArenaService<S>;
 
     fn layer(&self, inner: S) -> ArenaService<S> {
-        ArenaService::new(inner, Arc::clone(&self.pool))
+        ArenaService::new(inner, Arc::clone(self.pool()))
     }
 }

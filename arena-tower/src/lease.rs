@@ -15,22 +15,26 @@
 //! [`RequestArena`]: crate::RequestArena
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use arena_b::SyncArena;
 
 use crate::end::End;
+use crate::handle::SpareBuffers;
 use crate::pool::Pool;
 
 /// A leased arena; see the module docs.
 pub(crate) struct Lease {
     arena: SyncArena,
     /// The pool, while leased; `None` while pooled (a pooled lease must not
-    /// keep its pool alive: that would be a cycle).
+    /// keep its pool alive: that would be a cycle) and once released.
     pool: Option<Arc<Pool>>,
     /// The span that was current when the request was called.
-    pub(crate) span: tracing::Span,
+    span: tracing::Span,
+    /// The request's span as the handler sees it, when that is another one
+    /// (`ArenaLayer` outside `TraceLayer`): set once, by the extractor.
+    seen_span: OnceLock<tracing::Span>,
     /// When the lease started, if the release event will be recorded.
     started: Option<Instant>,
     pool_hit: bool,
@@ -40,6 +44,8 @@ pub(crate) struct Lease {
     /// Live owners of `alloc_bytes` buffers: they keep the arena alive
     /// like handles, but are not "handles left behind" at the end.
     pub(crate) bytes_owners: AtomicUsize,
+    /// `alloc_bytes` blocks free for reuse (see `SpareBuffers`).
+    pub(crate) spare: SpareBuffers,
 }
 
 impl Lease {
@@ -49,11 +55,13 @@ impl Lease {
             arena,
             pool: None,
             span: tracing::Span::none(),
+            seen_span: OnceLock::new(),
             started: None,
             pool_hit: false,
             end: AtomicU8::new(End::Open as u8),
             outlived: AtomicBool::new(false),
             bytes_owners: AtomicUsize::new(0),
+            spare: SpareBuffers::new(),
         }
     }
 
@@ -74,12 +82,40 @@ impl Lease {
         &self.arena
     }
 
+    /// The pool this lease came from, while it is leased.
+    pub(crate) fn pool(&self) -> Option<&Pool> {
+        self.pool.as_deref()
+    }
+
+    /// The request's span: the one the handler saw, if it told us (see
+    /// [`Lease::saw_span`]), else the one current when the service was
+    /// called.
+    pub(crate) fn span(&self) -> &tracing::Span {
+        self.seen_span.get().unwrap_or(&self.span)
+    }
+
+    /// The handler's code runs in the current span: if that is not the
+    /// span the service was called in (the layer sits outside the one that
+    /// makes the request's span, such as `TraceLayer`), report in it.
+    pub(crate) fn saw_span(&self) {
+        if self.seen_span.get().is_some() {
+            return;
+        }
+        let current = tracing::dispatcher::get_default(|d| d.current_span().id().cloned());
+        if current.is_some() && current != self.span.id() {
+            let _ = self.seen_span.set(tracing::Span::current());
+        }
+    }
+
     /// Ends the request on this (unshared, released) lease before it is
-    /// pooled: lets the request's span go (a span stays open while anything
-    /// holds it) and returns the arena for the pool's reset.
+    /// pooled: lets the request's spans go (a span stays open while
+    /// anything holds it), forgets the spare buffers (the reset hands their
+    /// memory out again) and returns the arena for the pool's reset.
     pub(crate) fn finish(&mut self) -> &mut SyncArena {
         self.span = tracing::Span::none();
+        self.seen_span = OnceLock::new();
         self.started = None;
+        self.spare.clear();
         &mut self.arena
     }
 
@@ -122,50 +158,53 @@ impl Lease {
 
     /// Reports the release of a leased lease and hands back its pool and
     /// its arena's capacity; `None` for a pooled (or released) one.
+    ///
+    /// The pool is taken first, so a lease is released (and reported) at
+    /// most once even if the report panics: a `tracing` subscriber is user
+    /// code, and this runs wherever the last handle was dropped, inside
+    /// hyper's body polling or a destructor during an unwind, where a
+    /// second panic would abort the process. A panicking report is skipped;
+    /// the arena is recycled all the same.
     fn release(&mut self) -> Option<(Arc<Pool>, usize)> {
-        self.pool.as_ref()?;
-        let capacity = self.report();
-        Some((self.pool.take()?, capacity))
+        let pool = self.pool.take()?;
+        let capacity = quietly(|| self.report(&pool)).unwrap_or_else(|| self.arena.capacity());
+        Some((pool, capacity))
     }
 
     /// Reports the release (tracing event, span fields, `debug` checks)
     /// and returns the arena's capacity.
-    fn report(&mut self) -> usize {
-        let record_fields = self
-            .pool
-            .as_deref()
-            .is_some_and(|p| p.config.record_span_fields);
+    fn report(&mut self, pool: &Pool) -> usize {
         let ended = if *self.outlived.get_mut() {
             End::HandleOutlived
         } else {
             End::from_u8(*self.end.get_mut())
         };
+        let span = self.seen_span.get().unwrap_or(&self.span);
         let arena = &mut self.arena;
         let wants_event = self.started.is_some();
         // Only a span that declares the fields gets them (and the stats walk
         // is skipped for the others).
-        let wants_fields = record_fields
-            && self
-                .span
+        let wants_fields = pool.config.record_span_fields
+            && span
                 .metadata()
                 .is_some_and(|m| m.fields().field("arena.bytes").is_some());
         if !wants_event && !wants_fields {
             // Nobody listens: skip the stats walk (the common case under
             // load with logging at INFO).
             #[cfg(feature = "debug")]
-            self.span.in_scope(|| debug_report(arena, ended));
+            span.in_scope(|| debug_report(arena, ended));
             return arena.capacity();
         }
         let stats = arena.stats();
         if wants_fields {
-            self.span.record("arena.bytes", stats.bytes_allocated);
-            self.span.record("arena.chunks", stats.chunks);
-            self.span.record("arena.peak_bytes", stats.peak_bytes);
-            self.span.record("arena.pool_hit", self.pool_hit);
+            span.record("arena.bytes", stats.bytes_allocated);
+            span.record("arena.chunks", stats.chunks);
+            span.record("arena.peak_bytes", stats.peak_bytes);
+            span.record("arena.pool_hit", self.pool_hit);
         }
         if let Some(started) = self.started {
             let held_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            self.span.in_scope(|| {
+            span.in_scope(|| {
                 tracing::debug!(
                     target: "arena_tower",
                     bytes_allocated = stats.bytes_allocated,
@@ -179,7 +218,7 @@ impl Lease {
             });
         }
         #[cfg(feature = "debug")]
-        self.span.in_scope(|| debug_report(arena, ended));
+        span.in_scope(|| debug_report(arena, ended));
         stats.capacity
     }
 }
@@ -191,10 +230,18 @@ impl Drop for Lease {
             return;
         };
         // The arena moves to a new lease; an empty one (a word of heap, on
-        // this rare path only) takes its place until `self` is freed.
+        // this rare path only) takes its place until `self` is freed. The
+        // spare buffers stay behind: they are forgotten with `self`.
         let arena = std::mem::replace(&mut self.arena, SyncArena::new());
         pool.recycle(Arc::new(Lease::new(arena)), capacity);
     }
+}
+
+/// Runs `f`, which emits `tracing` events from a place where a panic must
+/// not escape (a release, a destructor): a panicking subscriber loses its
+/// event, nothing more. `None` if `f` panicked.
+pub(crate) fn quietly<R>(f: impl FnOnce() -> R) -> Option<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }
 
 /// Feature `debug`: the arena's own checks, in the request's span, before

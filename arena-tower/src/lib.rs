@@ -59,13 +59,28 @@
 //!
 //! ## The pool
 //! Arenas are kept in a pool sharded by thread (see [`PoolStats`]): a lease
-//! is a pop from the current thread's lock-free bounded queue, a release a
+//! is a pop from the current thread's stack of idle arenas, a release a
 //! push to the releasing thread's; an empty shard steals from the others
 //! before building a new arena. Arenas that grew past
-//! [`ArenaLayer::max_retained_arena_bytes`] give all their chunks back
-//! (`SyncArena::reset_and_shrink`) before they are pooled, and a full shard
-//! drops the arena, so the pool never retains more than
+//! [`ArenaLayer::max_retained_arena_bytes`], or that hold parts for more
+//! threads than [`ArenaLayer::max_retained_arena_threads`], give all their
+//! chunks back (`SyncArena::reset_and_shrink`) before they are pooled, and
+//! a full shard drops the arena, so the pool never retains more than
 //! `shards × retained_per_shard × max_retained_arena_bytes` bytes.
+//!
+//! ## The byte limit
+//! [`ArenaLayer::max_request_bytes`] bounds each request's arena. At the
+//! limit, `try_*` methods return an error; anything else (a plain `alloc`,
+//! or an arena `Vec` or hash map that must grow) unwinds with
+//! [`arena_b::LimitExceeded`], and the layer ends *that request* with
+//! [`ArenaLayer::over_limit_status`] (413 by default) and a `WARN`; the
+//! server and every other request go on. Put `CatchPanicLayer` outside
+//! `ArenaLayer` (see [`ArenaLayer`] for the order of layers).
+//!
+//! ## Streaming
+//! A body that sends one [`RequestArena::alloc_bytes`] buffer per chunk
+//! runs in bounded memory: the buffer of a chunk hyper has written is
+//! reused by the next one that fits.
 //!
 //! A `SyncArena` gives every thread that allocates from it a part (a
 //! sub-arena) of its own, kept until the arena is dropped or shrunk. Under a
@@ -79,7 +94,8 @@
 //! ## Tracing
 //! Every release emits one `DEBUG` event, target `arena_tower`, inside the
 //! request's span (the span current when the service was called, such as
-//! `tower_http::trace::TraceLayer`'s), with the fields `bytes_allocated`,
+//! `tower_http::trace::TraceLayer`'s, or the one the [`RequestArena`]
+//! extractor ran in, if that is another), with the fields `bytes_allocated`,
 //! `chunks`, `peak_bytes`, `pool_hit`, `held_us` and `ended` (see
 //! [`ArenaLayer`] for their meaning). With
 //! [`record_span_fields`](ArenaLayer::record_span_fields) on (the default),
@@ -106,7 +122,7 @@ mod pool;
 mod service;
 
 pub use arena_b;
-pub use body::ArenaBody;
+pub use body::{ArenaBody, BoxError};
 #[cfg(feature = "axum")]
 pub use extract::MissingArenaLayer;
 pub use future::ResponseFuture;

@@ -1,5 +1,5 @@
-//! The arena pool: one bounded lock-free queue per shard, shards picked by
-//! thread.
+//! The arena pool: one small stack of idle arenas per shard, shards picked
+//! by thread.
 //!
 //! # Why shards by thread
 //! A lease and a release must not take a global lock, and under load they
@@ -9,12 +9,15 @@
 //! as many workers as there are shards each get their own shard. tokio's own
 //! `worker_index()` would fit better but needs `--cfg tokio_unstable`.
 //!
-//! A shard is a `crossbeam_queue::ArrayQueue` (lock-free, bounded by
-//! `retained_per_shard`) plus its own counters. A lease pops from the
-//! current thread's shard and, when that is empty, steals from the others
-//! before it builds a new arena: a request often ends on another worker than
-//! the one it started on, so arenas drift between shards. A release pushes
-//! to the current thread's shard and drops the arena when the shard is full.
+//! A shard is a stack of idle leases behind a mutex that is only ever held
+//! for a push or a pop (never across user code or an `.await`), so with one
+//! thread per shard it is uncontended; the stack grows as arenas come back
+//! and holds no slots in advance. A lease pops from the current thread's
+//! shard (the most recently used arena first: its memory is warm in the
+//! cache) and, when that is empty, steals from the others before it builds
+//! a new arena: a request often ends on another worker than the one it
+//! started on, so arenas drift between shards. A release pushes to the
+//! current thread's shard and drops the arena when the shard is full.
 //!
 //! Counters are per shard and summed by [`PoolStats`]: a lease counts on the
 //! leasing thread's shard and a release on the releasing thread's, so one
@@ -22,21 +25,31 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use arena_b::ArenaBuilder;
-use crossbeam_queue::ArrayQueue;
+use arena_b::{ArenaBuilder, LimitPolicy};
 
 use crate::handle::RequestArena;
 use crate::lease::Lease;
+
+/// Most shards a pool may have. One per worker thread is what a pool
+/// needs; beyond this the shard array is all overhead.
+pub(crate) const MAX_SHARDS: usize = 1024;
+/// Largest first chunk a request's arena may be set to: a chunk is taken
+/// per thread that allocates, on every request.
+pub(crate) const MAX_CHUNK_SIZE: usize = 1 << 30;
 
 /// The settings of an [`ArenaLayer`](crate::ArenaLayer)'s pool.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) chunk_size: usize,
     pub(crate) max_request_bytes: Option<usize>,
+    pub(crate) limit_policy: LimitPolicy,
+    pub(crate) over_limit_status: http::StatusCode,
     pub(crate) retained_per_shard: usize,
     pub(crate) max_retained_arena_bytes: usize,
+    /// `None`: the shard count.
+    pub(crate) max_retained_arena_threads: Option<usize>,
     pub(crate) record_span_fields: bool,
     pub(crate) shards: usize,
 }
@@ -46,11 +59,74 @@ impl Default for Config {
         Config {
             chunk_size: crate::layer::DEFAULT_CHUNK_SIZE,
             max_request_bytes: None,
+            limit_policy: LimitPolicy::Unwind,
+            over_limit_status: http::StatusCode::PAYLOAD_TOO_LARGE,
             retained_per_shard: crate::layer::DEFAULT_RETAINED_PER_SHARD,
             max_retained_arena_bytes: crate::layer::DEFAULT_MAX_RETAINED_ARENA_BYTES,
+            max_retained_arena_threads: None,
             record_span_fields: true,
-            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            shards: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_SHARDS),
         }
+    }
+}
+
+impl Config {
+    /// The builder of every arena of the pool.
+    fn builder(&self) -> ArenaBuilder {
+        // A first chunk above the limit could never be taken.
+        let chunk_size = self
+            .max_request_bytes
+            .map_or(self.chunk_size, |limit| self.chunk_size.min(limit.max(1)));
+        let builder = ArenaBuilder::new()
+            .chunk_size(chunk_size)
+            .limit_policy(self.limit_policy)
+            .limit_advice("raise ArenaLayer::max_request_bytes");
+        match self.max_request_bytes {
+            Some(limit) => builder.allocation_limit(limit),
+            None => builder,
+        }
+    }
+
+    /// The most threads' parts a pooled arena keeps.
+    fn max_threads(&self) -> usize {
+        self.max_retained_arena_threads.unwrap_or(self.shards)
+    }
+
+    /// Checks the settings, with a message that names the bad one.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.shards == 0 || self.shards > MAX_SHARDS {
+            return Err(format!(
+                "ArenaLayer::shards({}) must be between 1 and {MAX_SHARDS}; one shard per \
+                 worker thread is enough",
+                self.shards
+            ));
+        }
+        if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE {
+            return Err(format!(
+                "ArenaLayer::chunk_size({}) must be between 1 and {MAX_CHUNK_SIZE} bytes: every \
+                 thread that allocates for a request takes a chunk of this size",
+                self.chunk_size
+            ));
+        }
+        if !(self.over_limit_status.is_client_error() || self.over_limit_status.is_server_error()) {
+            return Err(format!(
+                "ArenaLayer::over_limit_status({}) must be an error status (4xx or 5xx)",
+                self.over_limit_status
+            ));
+        }
+        if self.max_retained_arena_threads == Some(0) {
+            return Err(
+                "ArenaLayer::max_retained_arena_threads(0) would shrink every arena; \
+                        use at least 1"
+                    .to_owned(),
+            );
+        }
+        Self::builder(self)
+            .try_build_sync()
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -62,14 +138,28 @@ struct Idle {
     capacity: usize,
 }
 
-/// One shard: the queue and its counters, on their own cache lines.
+/// One shard: the stack and its counters, on their own cache lines.
 #[repr(align(128))]
 struct Shard {
-    idle: ArrayQueue<Idle>,
+    idle: Mutex<Vec<Idle>>,
     hits: AtomicU64,
     misses: AtomicU64,
     in_flight: AtomicIsize,
     retained_bytes: AtomicUsize,
+}
+
+impl Shard {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        // Nothing panics while the lock is held; a poisoned stack is whole.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pop(&self) -> Option<Idle> {
+        let idle = self.idle().pop()?;
+        self.retained_bytes
+            .fetch_sub(idle.capacity, Ordering::Relaxed);
+        Some(idle)
+    }
 }
 
 pub(crate) struct Pool {
@@ -111,22 +201,12 @@ fn thread_slot() -> usize {
 }
 
 impl Pool {
-    /// Builds the pool, checking the arena settings once so that a bad
-    /// setting panics here rather than on the first request.
-    #[track_caller]
+    /// Builds the pool from settings checked by [`Config::validate`].
     pub(crate) fn new(config: Config) -> Pool {
-        assert!(
-            config.shards > 0,
-            "arena-tower: the pool needs at least one shard"
-        );
-        if let Err(e) = Self::builder(&config).try_build_sync() {
-            panic!("arena-tower: invalid arena settings: {e}");
-        }
+        debug_assert!(config.validate().is_ok());
         let shards = (0..config.shards)
             .map(|_| Shard {
-                // ArrayQueue needs a capacity of at least 1; a zero
-                // `retained_per_shard` is handled in `release`.
-                idle: ArrayQueue::new(config.retained_per_shard.max(1)),
+                idle: Mutex::new(Vec::new()),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 in_flight: AtomicIsize::new(0),
@@ -134,14 +214,6 @@ impl Pool {
             })
             .collect();
         Pool { config, shards }
-    }
-
-    fn builder(config: &Config) -> ArenaBuilder {
-        let builder = ArenaBuilder::new().chunk_size(config.chunk_size);
-        match config.max_request_bytes {
-            Some(limit) => builder.allocation_limit(limit),
-            None => builder,
-        }
     }
 
     #[inline]
@@ -163,25 +235,20 @@ impl Pool {
     fn take(&self) -> (Arc<Lease>, bool) {
         let (home, shard) = self.local();
         shard.in_flight.fetch_add(1, Ordering::Relaxed);
-        let found = shard.idle.pop().map(|idle| (shard, idle)).or_else(|| {
+        let found = shard.pop().or_else(|| {
             // Steal: the arenas of requests that ended on other threads.
             let n = self.shards.len();
-            (1..n).find_map(|k| {
-                let other = &self.shards[(home + k) % n];
-                other.idle.pop().map(|idle| (other, idle))
-            })
+            (1..n).find_map(|k| self.shards[(home + k) % n].pop())
         });
         match found {
-            Some((from, idle)) => {
-                from.retained_bytes
-                    .fetch_sub(idle.capacity, Ordering::Relaxed);
+            Some(idle) => {
                 shard.hits.fetch_add(1, Ordering::Relaxed);
                 (idle.lease, true)
             }
             None => {
                 shard.misses.fetch_add(1, Ordering::Relaxed);
-                // Settings checked in `new`.
-                let arena = Self::builder(&self.config).build_sync();
+                // Settings checked when the layer was configured.
+                let arena = self.config.builder().build_sync();
                 (Arc::new(Lease::new(arena)), false)
             }
         }
@@ -208,40 +275,47 @@ impl Pool {
             self.reset_and_pool(shard, lease, capacity)
         }));
         if outcome.is_err() {
-            tracing::error!(
-                target: "arena_tower",
-                "a destructor of a value in a request arena panicked during its release; \
-                 the arena was dropped instead of pooled"
-            );
+            crate::lease::quietly(|| {
+                tracing::error!(
+                    target: "arena_tower",
+                    "a destructor of a value in a request arena panicked during its release; \
+                     the arena was dropped instead of pooled"
+                )
+            });
         }
     }
 
     fn reset_and_pool(&self, shard: &Shard, mut lease: Arc<Lease>, capacity: usize) {
-        let max = self.config.max_retained_arena_bytes;
-        if self.config.retained_per_shard == 0 || shard.idle.is_full() {
+        let config = &self.config;
+        if config.retained_per_shard == 0 || shard.idle().len() >= config.retained_per_shard {
             return; // dropped: frees everything, destructors run
         }
         let Some(arena) = Arc::get_mut(&mut lease).map(Lease::finish) else {
             return; // cannot happen: the release owns the lease alone
         };
-        let capacity = if capacity > max {
+        // An arena that grew past the retention size, or that holds parts
+        // for more threads than the pool's workers (a handler that touched
+        // it from short-lived threads), forgets them all.
+        let capacity = if capacity > config.max_retained_arena_bytes
+            || arena.threads() > config.max_threads()
+        {
             arena.reset_and_shrink();
-            let after = arena.capacity();
-            if after > max {
-                return; // cannot happen with today's arena-b (it frees every chunk)
-            }
-            after
+            arena.capacity()
         } else {
             arena.reset();
             capacity
         };
         // The next request's `peak_bytes` is its own.
         arena.reset_peak();
-        // Count before the push, so a concurrent pop never subtracts first.
+        // Counted before the push, so a concurrent pop never subtracts first.
         shard.retained_bytes.fetch_add(capacity, Ordering::Relaxed);
-        if let Err(idle) = shard.idle.push(Idle { lease, capacity }) {
-            shard.retained_bytes.fetch_sub(capacity, Ordering::Relaxed);
+        let mut idle = shard.idle();
+        if idle.len() < config.retained_per_shard {
+            idle.push(Idle { lease, capacity });
+        } else {
             drop(idle);
+            shard.retained_bytes.fetch_sub(capacity, Ordering::Relaxed);
+            // `lease` drops here, outside the lock.
         }
     }
 
@@ -268,7 +342,7 @@ impl Pool {
             stats.misses += misses;
             stats.leases += hits + misses;
             in_flight = in_flight.wrapping_add(shard.in_flight.load(Ordering::Acquire));
-            stats.retained_arenas += shard.idle.len();
+            stats.retained_arenas += shard.idle().len();
             stats.retained_bytes += shard.retained_bytes.load(Ordering::Relaxed);
         }
         stats.in_flight = usize::try_from(in_flight).unwrap_or(0);

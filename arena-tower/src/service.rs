@@ -1,5 +1,6 @@
 //! [`ArenaService`]: leases an arena per request.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -9,7 +10,7 @@ use tower_service::Service;
 
 use crate::body::ArenaBody;
 use crate::end::{End, EndGuard};
-use crate::future::ResponseFuture;
+use crate::future::{limit_or_resume, ResponseFuture};
 use crate::pool::{Pool, PoolStats};
 
 /// Middleware that leases an arena from its pool for every request, puts a
@@ -91,6 +92,11 @@ where
         // response (as "handler_dropped").
         let guard = EndGuard::new(handle.clone(), End::HandlerDropped);
         req.extensions_mut().insert(handle);
-        ResponseFuture::new(self.inner.call(req), guard)
+        // A service whose `call` allocates (a `service_fn` closure before its
+        // `async` block) can hit the byte limit here already.
+        match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
+            Ok(future) => ResponseFuture::new(future, guard),
+            Err(payload) => ResponseFuture::over_limit(limit_or_resume(payload), guard),
+        }
     }
 }

@@ -19,13 +19,19 @@ struct Counting;
 
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static BYTES: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count(bytes: usize) {
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    let _ = BYTES.try_with(|c| c.set(c.get() + bytes as u64));
 }
 
 // SAFETY: forwards to the system allocator; the thread-local counter needs
 // no allocation (const-initialized `Cell`).
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        count(layout.size());
         // SAFETY: forwarded.
         unsafe { System.alloc(layout) }
     }
@@ -34,7 +40,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        count(new_size);
         // SAFETY: forwarded.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -115,4 +121,66 @@ fn a_request_through_the_layer_allocates_only_what_http_does() {
         "the layer added allocations per request ({per_request} vs {baseline})"
     );
     assert_eq!(layer.pool_stats().in_flight, 0);
+}
+
+/// Review finding: `retained_per_shard(10_000_000)` took 470 MB when the
+/// layer was built (every slot of every shard allocated up front), and
+/// `shards(1_000_000)` 2 GB.
+#[test]
+fn pool_slots_are_not_allocated_up_front() {
+    let before = BYTES.with(Cell::get);
+    let layer = ArenaLayer::new().shards(64).retained_per_shard(10_000_000);
+    let stats = layer.pool_stats(); // builds the pool
+    let arena = layer.lease();
+    drop(arena);
+    let used = BYTES.with(Cell::get) - before;
+    assert_eq!(stats.shards, 64);
+    assert!(
+        used < 256 * 1024,
+        "{used} bytes to build a pool and lease once"
+    );
+}
+
+#[test]
+fn bad_settings_panic_with_a_message_naming_them() {
+    fn message(f: impl FnOnce() -> ArenaLayer + std::panic::UnwindSafe) -> String {
+        let payload = std::panic::catch_unwind(f).unwrap_err();
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_else(|| payload.downcast_ref::<&str>().unwrap().to_string())
+    }
+    type Setting = Box<dyn FnOnce() -> ArenaLayer + std::panic::UnwindSafe>;
+    let cases: [(&str, Setting); 6] = [
+        ("shards(0)", Box::new(|| ArenaLayer::new().shards(0))),
+        (
+            "shards(18446744073709551615)",
+            Box::new(|| ArenaLayer::new().shards(usize::MAX)),
+        ),
+        (
+            "shards(1000000)",
+            Box::new(|| ArenaLayer::new().shards(1_000_000)),
+        ),
+        (
+            "chunk_size(1099511627776)",
+            Box::new(|| ArenaLayer::new().chunk_size(1 << 40)),
+        ),
+        (
+            "chunk_size(0)",
+            Box::new(|| ArenaLayer::new().chunk_size(0)),
+        ),
+        (
+            "over_limit_status(200 OK)",
+            Box::new(|| ArenaLayer::new().over_limit_status(http::StatusCode::OK)),
+        ),
+    ];
+    for (setting, f) in cases {
+        let text = message(f);
+        assert!(text.contains(setting), "{setting}: {text}");
+        assert!(!text.contains("capacity overflow"), "{text}");
+    }
+    // Huge counts are fine: nothing is allocated for them.
+    let layer = ArenaLayer::new().retained_per_shard(usize::MAX);
+    drop(layer.lease());
+    assert_eq!(layer.pool_stats().retained_arenas, 1);
 }

@@ -396,3 +396,48 @@ fn debug_feature_reports_the_arena_contents_at_release() {
     );
     assert!(capture.arena_events("request arena corrupted").is_empty());
 }
+
+/// Review finding: with the arena layer outside `TraceLayer`
+/// (`.layer(TraceLayer..).layer(ArenaLayer..)` in axum), the release event
+/// landed outside the request's span and its `arena.*` fields stayed empty.
+#[cfg(feature = "axum")]
+#[test]
+fn the_release_lands_in_the_request_span_with_the_arena_layer_outside_trace_layer() {
+    use axum::routing::get;
+    let capture = Capture::default();
+    let layer = ArenaLayer::new();
+    traced(&capture, async {
+        async fn handler(arena: RequestArena) -> &'static str {
+            arena.alloc_slice_fast(&[7u64; 100]);
+            "ok"
+        }
+        let app = axum::Router::new()
+            .route("/", get(handler))
+            .layer(
+                TraceLayer::new_for_http().make_span_with(|req: &Request<axum::body::Body>| {
+                    tracing::info_span!(
+                        "request",
+                        uri = %req.uri(),
+                        arena.bytes = EmptyField,
+                        arena.chunks = EmptyField,
+                        arena.peak_bytes = EmptyField,
+                        arena.pool_hit = EmptyField,
+                    )
+                }),
+            )
+            .layer(layer.clone()); // outside TraceLayer
+        for _ in 0..2 {
+            let req = Request::get("/").body(axum::body::Body::empty()).unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            res.into_body().collect().await.unwrap();
+        }
+    });
+    let releases = capture.releases();
+    assert_eq!(releases.len(), 2);
+    for event in &releases {
+        assert_eq!(event.span.as_deref(), Some("request"), "{event:?}");
+        let bytes = event.field("bytes_allocated").unwrap();
+        assert_eq!(event.span_field("arena.bytes"), Some(bytes));
+        assert_eq!(event.field("ended"), Some("finished"));
+    }
+}

@@ -250,3 +250,53 @@ impl Lcg {
         self.0 >> 33
     }
 }
+
+/// One GET on a fresh HTTP/2 connection (prior knowledge): status, body
+/// and trailers.
+pub async fn request_h2(
+    addr: SocketAddr,
+    path: &str,
+) -> (StatusCode, Bytes, Option<http::HeaderMap>) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .uri(format!("http://localhost{path}"))
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    let status = res.status();
+    let collected = res.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned();
+    (status, collected.to_bytes(), trailers)
+}
+
+/// A GET on a fresh HTTP/1 connection that reads the raw response (status
+/// line, headers, chunked framing, trailers) until the server closes or
+/// `done` says the response is complete.
+pub async fn raw_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &str,
+    done: impl Fn(&[u8]) -> bool,
+) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n{headers}\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    while !done(&out) {
+        let n = stream.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}

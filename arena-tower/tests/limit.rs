@@ -1,0 +1,206 @@
+//! `max_request_bytes` at its edge, against real servers on loopback: a
+//! request that grows an arena collection past the limit gets the
+//! configured status, and the server (the process) goes on answering. The
+//! review found the first such request aborted the process.
+#![cfg(feature = "axum")]
+
+mod common;
+
+use std::alloc::Layout;
+
+use allocator_api2::vec::Vec as ArenaVec;
+use arena_tower::{ArenaLayer, RequestArena};
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use common::{eventually, request, run, serve, Capture};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use tracing::field::Empty;
+
+const LIMIT: usize = 64 * 1024;
+
+/// Copies the body into an arena `Vec`, `times` times over: the ordinary
+/// way a handler outgrows its arena.
+async fn copy_body(arena: RequestArena, body: Bytes) -> String {
+    let times = body.first().map_or(1, |&b| usize::from(b - b'0').max(1));
+    let mut copy = ArenaVec::new_in(&arena);
+    for _ in 0..times {
+        copy.extend_from_slice(&body);
+    }
+    format!("{} bytes", copy.len())
+}
+
+/// Counts the body's bytes in an arena hash map.
+async fn count_bytes(arena: RequestArena, body: Bytes) -> String {
+    let mut counts = hashbrown::HashMap::new_in(&arena);
+    for (i, b) in body.iter().enumerate() {
+        *counts.entry((i, *b)).or_insert(0u32) += 1;
+    }
+    format!("{} keys", counts.len())
+}
+
+/// `try_reserve` and `try_*` methods still see errors.
+async fn tries(arena: RequestArena) -> (StatusCode, String) {
+    let err = arena
+        .try_alloc_layout(Layout::from_size_align(1 << 20, 8).unwrap())
+        .unwrap_err();
+    let mut v: ArenaVec<u8, _> = ArenaVec::new_in(&arena);
+    let reserve = arena_b::fallible(|| v.try_reserve(1 << 20));
+    assert!(reserve.is_err());
+    (StatusCode::PAYLOAD_TOO_LARGE, err.to_string())
+}
+
+#[derive(Clone, Copy, Debug)]
+enum CatchPanic {
+    Absent,
+    Outside,
+    Inside,
+}
+
+fn app(layer: ArenaLayer, catch: CatchPanic) -> Router {
+    let routes = Router::new()
+        .route("/copy", post(copy_body))
+        .route("/count", post(count_bytes))
+        .route("/tries", post(tries));
+    let routes = match catch {
+        CatchPanic::Inside => routes.layer(CatchPanicLayer::new()).layer(layer),
+        _ => routes.layer(layer),
+    };
+    let routes = match catch {
+        CatchPanic::Outside => routes.layer(CatchPanicLayer::new()),
+        _ => routes,
+    };
+    routes.layer(
+        TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
+            tracing::info_span!("request", uri = %req.uri(), arena.bytes = Empty)
+        }),
+    )
+}
+
+/// Over-limit requests, each followed by 100 normal ones, three rounds.
+async fn over_limit_then_normal(addr: std::net::SocketAddr, path: &str, expect: StatusCode) {
+    let big = format!("9{}", "x".repeat(20 * 1024)); // copied 9 times: 180 KiB
+    for round in 0..3 {
+        let (status, body) = request(addr, "POST", path, &big).await;
+        assert_eq!(status, expect, "round {round}: {body:?}");
+        for i in 0..100 {
+            let (status, body) = request(addr, "POST", path, "1 small body").await;
+            assert_eq!(status, StatusCode::OK, "round {round}, request {i}");
+            assert!(!body.is_empty());
+        }
+    }
+}
+
+fn check_server(catch: CatchPanic) {
+    let capture = Capture::default();
+    let layer = ArenaLayer::new().max_request_bytes(LIMIT);
+    run(&capture, async {
+        let addr = serve(app(layer.clone(), catch)).await;
+        // Past the limit the layer answers; CatchPanicLayer inside it
+        // catches the unwind first and answers 500. Either way the server
+        // (this process) lives.
+        let expect = match catch {
+            CatchPanic::Inside => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::PAYLOAD_TOO_LARGE,
+        };
+        over_limit_then_normal(addr, "/copy", expect).await;
+        over_limit_then_normal(addr, "/count", expect).await;
+        eventually("every arena is back", || layer.pool_stats().in_flight == 0).await;
+    });
+    let releases = capture.releases();
+    let over: Vec<_> = releases
+        .iter()
+        .filter(|e| e.field("ended") == Some("over_limit"))
+        .collect();
+    match catch {
+        CatchPanic::Inside => assert!(over.is_empty()),
+        _ => {
+            assert_eq!(over.len(), 6, "{over:?}");
+            let warnings: Vec<_> = capture
+                .events()
+                .into_iter()
+                .filter(|e| e.target == "arena_tower" && e.fields.contains_key("max_request_bytes"))
+                .collect();
+            assert_eq!(warnings.len(), 6);
+            for w in &warnings {
+                assert_eq!(w.level, tracing::Level::WARN);
+                assert_eq!(w.span.as_deref(), Some("request"), "in the request's span");
+                assert_eq!(w.field("max_request_bytes"), Some("65536"));
+                assert!(w.field("requested").unwrap().parse::<usize>().unwrap() > 0);
+                assert_eq!(w.field("status"), Some("413"));
+            }
+        }
+    }
+    assert_eq!(releases.len(), 3 * 2 * 101, "every request released once");
+}
+
+#[test]
+fn over_the_limit_without_catch_panic_layer_answers_413_and_the_server_goes_on() {
+    check_server(CatchPanic::Absent);
+}
+
+#[test]
+fn over_the_limit_with_catch_panic_layer_outside_answers_413() {
+    check_server(CatchPanic::Outside);
+}
+
+#[test]
+fn over_the_limit_with_catch_panic_layer_inside_answers_500_and_the_server_goes_on() {
+    check_server(CatchPanic::Inside);
+}
+
+#[test]
+fn the_status_is_configurable_and_try_methods_still_return_errors_naming_the_setting() {
+    let capture = Capture::default();
+    let layer = ArenaLayer::new()
+        .max_request_bytes(LIMIT)
+        .over_limit_status(StatusCode::SERVICE_UNAVAILABLE);
+    run(&capture, async {
+        let addr = serve(app(layer.clone(), CatchPanic::Absent)).await;
+        over_limit_then_normal(addr, "/copy", StatusCode::SERVICE_UNAVAILABLE).await;
+        let (status, body) = request(addr, "POST", "/tries", "").await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains("raise ArenaLayer::max_request_bytes") && !text.contains("reset"),
+            "the message names the setting the user configured: {text}"
+        );
+        assert!(text.contains("limit of 65536 bytes"), "{text}");
+    });
+}
+
+#[test]
+fn a_service_whose_call_hits_the_limit_gets_the_status() {
+    use tower::{Layer, ServiceExt};
+    let layer = ArenaLayer::new().max_request_bytes(LIMIT);
+    let svc = layer.layer(tower::service_fn(|req: http::Request<()>| {
+        // Allocates in `call`, before the future exists.
+        let arena = req.extensions().get::<RequestArena>().unwrap();
+        arena.alloc_slice_fast(&vec![0u8; 2 * LIMIT]);
+        async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) }
+    }));
+    let response = common::block_on(svc.oneshot(http::Request::new(()))).unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    drop(response);
+    assert_eq!(layer.pool_stats().in_flight, 0);
+}
+
+#[test]
+fn other_panics_are_not_caught_by_the_layer() {
+    use tower::{Layer, ServiceExt};
+    let layer = ArenaLayer::new().max_request_bytes(LIMIT);
+    let svc = layer.layer(tower::service_fn(|_req: http::Request<()>| async {
+        if true {
+            std::panic::panic_any(42u32);
+        }
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    }));
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        common::block_on(svc.oneshot(http::Request::new(())))
+    }))
+    .unwrap_err();
+    assert_eq!(payload.downcast_ref::<u32>(), Some(&42));
+    assert_eq!(layer.pool_stats().in_flight, 0);
+}
