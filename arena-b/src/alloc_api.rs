@@ -1,113 +1,134 @@
-//! `&Arena` as an [`allocator_api2::alloc::Allocator`], so that
+//! The [`allocator_api2::alloc::Allocator`] implementations, so that
 //! `allocator_api2::vec::Vec::new_in(&arena)`, `hashbrown` maps and the like
-//! live in the arena.
+//! live in an arena: `&Arena`, `&Scope`, `&SyncArena` and (feature `slab`)
+//! `&ThreadSlab`.
 //!
-//! Deallocation and shrinking give the bytes back when the block is the last
-//! one handed out; growing the last block extends it in place. Anything else
-//! is left for the next rewind or reset, as a bump allocator does.
+//! The operations are written once, over [`Blocks`]: something that hands
+//! out blocks and can resize its *last* block in place. Deallocation and
+//! shrinking give the bytes back when the block is the last one handed out;
+//! growing the last block extends it in place. Anything else is left for
+//! the next rewind, scope exit or reset, as a bump allocator does (or, with
+//! feature `slab`, goes to a free list of its size class).
+//! [`forward_allocator!`] writes the trait's five methods for each type.
 
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 
-use allocator_api2::alloc::{AllocError, Allocator};
+use allocator_api2::alloc::AllocError;
 
 use crate::arena::Arena;
+use crate::scope::Scope;
 use crate::typed;
 
-/// ```
-/// use allocator_api2::vec::Vec;
-///
-/// let arena = arena_b::Arena::new();
-/// let mut v = Vec::new_in(&arena);
-/// v.extend(0..1000u32);
-/// assert_eq!(v.iter().sum::<u32>(), 499_500);
-/// ```
-// SAFETY: blocks come from `try_alloc_layout` (or, with feature `slab`, from
-// free lists of blocks given back here, dropped at every rewind), which
-// returns memory that no
-// one else is handed until it is deallocated here (only then is the cursor
-// moved back over it, and that move is recorded so no older checkpoint can
-// be mistaken for valid) or the arena is rewound or reset. Reset needs `&mut
-// Arena`, so it cannot happen while any `&Arena` (this allocator) exists;
-// rewinding is `unsafe` and its caller promises the blocks are dead.
-unsafe impl Allocator for &Arena {
-    #[inline]
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        allocate(self, own_slab(self), layout)
-    }
-
-    #[inline]
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded from the caller; the arena's own lists only
-        // ever hold its own blocks.
-        unsafe { deallocate(self, own_slab(self), ptr, layout) }
-    }
-
-    unsafe fn grow(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded from the caller.
-        unsafe { grow(self, own_slab(self), ptr, old_layout, new_layout) }
-    }
-
-    unsafe fn grow_zeroed(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded from the caller.
-        unsafe { grow_zeroed(self, own_slab(self), ptr, old_layout, new_layout) }
-    }
-
-    unsafe fn shrink(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded from the caller.
-        unsafe { shrink(self, own_slab(self), ptr, old_layout, new_layout) }
+/// What the `Allocator` operations need of their owner.
+pub(crate) trait Blocks {
+    /// A fresh block for `layout`.
+    fn alloc_block(&self, layout: Layout) -> Result<NonNull<u8>, crate::AllocError>;
+    /// Resizes `[ptr, ptr + old_size)` in place if it is the last block
+    /// handed out and the new size fits; whether it did.
+    fn resize_last(&self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> bool;
+    /// `[ptr, ptr + size)`, a block (or a block's tail) that is not the
+    /// last, is free: keep it for reuse if there is a free list.
+    ///
+    /// # Safety
+    /// The range was handed out by this owner and is no longer used.
+    #[inline(always)]
+    unsafe fn free_middle(&self, ptr: NonNull<u8>, size: usize) {
+        let _ = (ptr, size);
     }
 }
 
-/// Free lists of the size classes (feature `slab`), if any.
-#[cfg(feature = "slab")]
-type Slab<'a> = Option<&'a crate::slab::FreeLists>;
-#[cfg(not(feature = "slab"))]
-type Slab<'a> = Option<&'a core::convert::Infallible>;
+impl<B: Blocks> Blocks for &B {
+    #[inline(always)]
+    fn alloc_block(&self, layout: Layout) -> Result<NonNull<u8>, crate::AllocError> {
+        (**self).alloc_block(layout)
+    }
 
-#[inline(always)]
-fn own_slab(arena: &Arena) -> Slab<'_> {
-    #[cfg(feature = "slab")]
-    return Some(arena.slab());
-    #[cfg(not(feature = "slab"))]
-    {
-        let _ = arena;
-        None
+    #[inline(always)]
+    fn resize_last(&self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> bool {
+        (**self).resize_last(ptr, old_size, new_size)
+    }
+
+    #[inline(always)]
+    unsafe fn free_middle(&self, ptr: NonNull<u8>, size: usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe { (**self).free_middle(ptr, size) }
     }
 }
 
-// The operations, over an arena (or one thread's part of a `SyncArena`)
-// and the free lists that serve it. A list only ever holds blocks of
-// `arena` (the contract of `FreeLists::give`): `&SyncArena` passes no
-// lists, since a block it frees may belong to another thread's part.
-
-#[inline]
-fn allocate(arena: &Arena, slab: Slab<'_>, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+/// An arena, or one thread's part of a `SyncArena`, with the free lists
+/// that serve it (feature `slab`), if any. A list only ever holds blocks of
+/// `arena` (the contract of `FreeLists::give`): `&SyncArena` passes no
+/// lists, since a block it frees may belong to another thread's part.
+pub(crate) struct ArenaBlocks<'a> {
+    pub(crate) arena: &'a Arena,
     #[cfg(feature = "slab")]
-    if let Some(lists) = slab {
-        if let Some(block) = lists.take(arena, layout) {
-            return Ok(NonNull::slice_from_raw_parts(block, layout.size()));
+    pub(crate) slab: Option<&'a crate::slab::FreeLists>,
+}
+
+impl<'a> ArenaBlocks<'a> {
+    /// `arena` with its own free lists (feature `slab`).
+    #[inline(always)]
+    pub(crate) fn own(arena: &'a Arena) -> Self {
+        ArenaBlocks {
+            arena,
+            #[cfg(feature = "slab")]
+            slab: Some(arena.slab()),
         }
     }
-    let _ = slab;
-    match typed::try_alloc_layout(arena, layout) {
-        Ok(ptr) => Ok(NonNull::slice_from_raw_parts(ptr, layout.size())),
-        Err(err) => Err(refuse(err)),
+
+    /// `arena` without free lists.
+    #[inline(always)]
+    pub(crate) fn plain(arena: &'a Arena) -> Self {
+        ArenaBlocks {
+            arena,
+            #[cfg(feature = "slab")]
+            slab: None,
+        }
+    }
+}
+
+impl Blocks for ArenaBlocks<'_> {
+    #[inline(always)]
+    fn alloc_block(&self, layout: Layout) -> Result<NonNull<u8>, crate::AllocError> {
+        #[cfg(feature = "slab")]
+        if let Some(lists) = self.slab {
+            if let Some(block) = lists.take(self.arena, layout) {
+                return Ok(block);
+            }
+        }
+        typed::try_alloc_layout(self.arena, layout)
+    }
+
+    #[inline(always)]
+    fn resize_last(&self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> bool {
+        self.arena.resize_last(ptr, old_size, new_size)
+    }
+
+    #[inline(always)]
+    unsafe fn free_middle(&self, ptr: NonNull<u8>, size: usize) {
+        #[cfg(feature = "slab")]
+        if let Some(lists) = self.slab {
+            // SAFETY: the caller gives the range up; it is `arena`'s, and
+            // the lists only serve `arena`.
+            unsafe { lists.give(self.arena, ptr, size) };
+        }
+        let _ = (ptr, size);
+    }
+}
+
+/// A scope's blocks come from its own cursor; the last one resizes in
+/// place (the arena's position does not move, so no checkpoint is
+/// affected).
+impl Blocks for Scope<'_> {
+    #[inline(always)]
+    fn alloc_block(&self, layout: Layout) -> Result<NonNull<u8>, crate::AllocError> {
+        typed::try_alloc_layout(self, layout)
+    }
+
+    #[inline(always)]
+    fn resize_last(&self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> bool {
+        self.resize_last(ptr, old_size, new_size)
     }
 }
 
@@ -117,30 +138,34 @@ fn allocate(arena: &Arena, slab: Slab<'_>, layout: Layout) -> Result<NonNull<[u8
 /// the error.
 #[cold]
 #[inline(never)]
-fn refuse(err: crate::AllocError) -> AllocError {
+pub(crate) fn refuse(err: crate::AllocError) -> AllocError {
     crate::limit::unwind_if_set(&err, true);
     AllocError
 }
 
-/// # Safety
-/// `ptr` is a block of `arena` allocated with `layout` and no longer used.
 #[inline]
-unsafe fn deallocate(arena: &Arena, slab: Slab<'_>, ptr: NonNull<u8>, layout: Layout) {
-    if layout.size() != 0 && !arena.resize_last(ptr, layout.size(), 0) {
-        #[cfg(feature = "slab")]
-        if let Some(lists) = slab {
-            // SAFETY: the caller gives the block up; it is `arena`'s.
-            unsafe { lists.give(arena, ptr, layout.size()) };
-        }
+pub(crate) fn allocate<B: Blocks>(b: &B, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+    match b.alloc_block(layout) {
+        Ok(ptr) => Ok(NonNull::slice_from_raw_parts(ptr, layout.size())),
+        Err(err) => Err(refuse(err)),
     }
-    let _ = slab;
 }
 
 /// # Safety
-/// As [`Allocator::grow`], for a block of `arena`.
-unsafe fn grow(
-    arena: &Arena,
-    slab: Slab<'_>,
+/// `ptr` is a block of `b` allocated with `layout` and no longer used.
+#[inline]
+pub(crate) unsafe fn deallocate<B: Blocks>(b: &B, ptr: NonNull<u8>, layout: Layout) {
+    if layout.size() != 0 && !b.resize_last(ptr, layout.size(), 0) {
+        // SAFETY: forwarded from the caller.
+        unsafe { b.free_middle(ptr, layout.size()) };
+    }
+}
+
+/// # Safety
+/// As [`Allocator::grow`](allocator_api2::alloc::Allocator::grow), for a
+/// block of `b`.
+pub(crate) unsafe fn grow<B: Blocks>(
+    b: &B,
     ptr: NonNull<u8>,
     old_layout: Layout,
     new_layout: Layout,
@@ -148,31 +173,31 @@ unsafe fn grow(
     debug_assert!(new_layout.size() >= old_layout.size());
     if old_layout.size() != 0
         && ptr.as_ptr().addr() % new_layout.align() == 0
-        && arena.resize_last(ptr, old_layout.size(), new_layout.size())
+        && b.resize_last(ptr, old_layout.size(), new_layout.size())
     {
         return Ok(NonNull::slice_from_raw_parts(ptr, new_layout.size()));
     }
-    let new = allocate(arena, slab, new_layout)?;
+    let new = allocate(b, new_layout)?;
     // SAFETY: the caller guarantees `ptr` is valid for `old_layout.size()`
     // bytes; `new` is a fresh, disjoint block at least that large.
     unsafe {
         ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr().cast::<u8>(), old_layout.size());
-        deallocate(arena, slab, ptr, old_layout);
+        deallocate(b, ptr, old_layout);
     }
     Ok(new)
 }
 
 /// # Safety
-/// As [`Allocator::grow_zeroed`], for a block of `arena`.
-unsafe fn grow_zeroed(
-    arena: &Arena,
-    slab: Slab<'_>,
+/// As [`Allocator::grow_zeroed`](allocator_api2::alloc::Allocator::grow_zeroed),
+/// for a block of `b`.
+pub(crate) unsafe fn grow_zeroed<B: Blocks>(
+    b: &B,
     ptr: NonNull<u8>,
     old_layout: Layout,
     new_layout: Layout,
 ) -> Result<NonNull<[u8]>, AllocError> {
     // SAFETY: forwarded from the caller.
-    let new = unsafe { grow(arena, slab, ptr, old_layout, new_layout)? };
+    let new = unsafe { grow(b, ptr, old_layout, new_layout)? };
     // SAFETY: `new` is valid for `new_layout.size()` bytes, of which the
     // first `old_layout.size()` were kept.
     unsafe {
@@ -185,151 +210,190 @@ unsafe fn grow_zeroed(
 }
 
 /// # Safety
-/// As [`Allocator::shrink`], for a block of `arena`.
-unsafe fn shrink(
-    arena: &Arena,
-    slab: Slab<'_>,
+/// As [`Allocator::shrink`](allocator_api2::alloc::Allocator::shrink), for
+/// a block of `b`.
+pub(crate) unsafe fn shrink<B: Blocks>(
+    b: &B,
     ptr: NonNull<u8>,
     old_layout: Layout,
     new_layout: Layout,
 ) -> Result<NonNull<[u8]>, AllocError> {
     debug_assert!(new_layout.size() <= old_layout.size());
     if ptr.as_ptr().addr() % new_layout.align() != 0 {
-        let new = allocate(arena, slab, new_layout)?;
+        let new = allocate(b, new_layout)?;
         // SAFETY: `ptr` is valid for `old_layout.size() >= new size` bytes;
         // `new` is a fresh, disjoint block.
         unsafe {
             ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr().cast::<u8>(), new_layout.size());
-            deallocate(arena, slab, ptr, old_layout);
+            deallocate(b, ptr, old_layout);
         }
         return Ok(new);
     }
-    if old_layout.size() != 0 && !arena.resize_last(ptr, old_layout.size(), new_layout.size()) {
-        #[cfg(feature = "slab")]
-        if let Some(lists) = slab {
-            let tail = old_layout.size() - new_layout.size();
-            // SAFETY: the caller keeps only the first `new_layout.size()`
-            // bytes; the tail is `arena`'s and free.
-            unsafe { lists.give(arena, ptr.add(new_layout.size()), tail) };
-        }
+    if old_layout.size() != 0 && !b.resize_last(ptr, old_layout.size(), new_layout.size()) {
+        let tail = old_layout.size() - new_layout.size();
+        // SAFETY: the caller keeps only the first `new_layout.size()` bytes;
+        // the tail is `b`'s and free.
+        unsafe { b.free_middle(ptr.add(new_layout.size()), tail) };
     }
-    let _ = slab;
     Ok(NonNull::slice_from_raw_parts(ptr, new_layout.size()))
 }
 
-/// `&SyncArena` allocates from the calling thread's part of the arena;
-/// freeing or resizing a block in place only happens when it is that
-/// part's last block (a block from another thread is left for `reset`).
+/// Implements `allocator_api2::alloc::Allocator` for `&$ty` by forwarding
+/// every method to the operations of this module over the [`Blocks`] that
+/// `$blocks` makes of `$this` (an expression that may `?` an
+/// `allocator_api2::alloc::AllocError`, except in `deallocate`, where a
+/// failure to make the owner leaves the block alone).
 ///
-/// ```
-/// use allocator_api2::vec::Vec;
-///
-/// let arena = arena_b::SyncArena::new();
-/// std::thread::scope(|s| {
-///     for t in 0..2u32 {
-///         let arena = &arena;
-///         s.spawn(move || {
-///             let mut v = Vec::new_in(arena);
-///             v.extend(0..1000u32);
-///             assert_eq!(v[999], 999);
-///         });
-///     }
-/// });
-/// ```
-// SAFETY: every call is forwarded to `&Arena`'s implementation on the
-// calling thread's sub-arena, which upholds the contract for its own blocks
-// and leaves any other block alone (it only ever resizes its cursor's last
-// block). Sub-arenas live until the `SyncArena` is dropped or shrunk, and
-// that, like `reset`, needs `&mut SyncArena`, so no `&SyncArena` allocator
-// exists then.
-unsafe impl Allocator for &crate::SyncArena {
-    #[inline]
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        allocate(self.local(), None, layout)
-    }
+/// One definition, so that the five methods of every allocator type cannot
+/// drift apart. Used here and, through the public macro
+/// `__forward_allocator`, by `arena-tower`'s `RequestArena`.
+macro_rules! forward_allocator {
+    ($(#[$attr:meta])* impl [$($gen:tt)*] for $ty:ty, |$this:ident| $blocks:expr) => {
+        $(#[$attr])*
+        // SAFETY: each invocation says why its `$blocks` hands out blocks
+        // that stay valid and unshared while the allocator lives; the
+        // operations of this module keep the rest of the contract for any
+        // `Blocks` that does.
+        unsafe impl<$($gen)*> allocator_api2::alloc::Allocator for &$ty {
+            #[inline]
+            fn allocate(
+                &self,
+                layout: core::alloc::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, allocator_api2::alloc::AllocError> {
+                let $this: &$ty = self;
+                $crate::alloc_api::allocate(&$blocks, layout)
+            }
 
-    #[inline]
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded from the caller.
-        unsafe { deallocate(self.local(), None, ptr, layout) }
-    }
+            #[inline]
+            unsafe fn deallocate(&self, ptr: core::ptr::NonNull<u8>, layout: core::alloc::Layout) {
+                let $this: &$ty = self;
+                let blocks = || -> Result<_, allocator_api2::alloc::AllocError> { Ok($blocks) };
+                if let Ok(blocks) = blocks() {
+                    // SAFETY: forwarded from the caller.
+                    unsafe { $crate::alloc_api::deallocate(&blocks, ptr, layout) }
+                }
+            }
 
-    unsafe fn grow(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded from the caller.
-        unsafe { grow(self.local(), None, ptr, old_layout, new_layout) }
-    }
+            unsafe fn grow(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old_layout: core::alloc::Layout,
+                new_layout: core::alloc::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, allocator_api2::alloc::AllocError> {
+                let $this: &$ty = self;
+                // SAFETY: forwarded from the caller.
+                unsafe { $crate::alloc_api::grow(&$blocks, ptr, old_layout, new_layout) }
+            }
 
-    unsafe fn grow_zeroed(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded from the caller.
-        unsafe { grow_zeroed(self.local(), None, ptr, old_layout, new_layout) }
-    }
+            unsafe fn grow_zeroed(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old_layout: core::alloc::Layout,
+                new_layout: core::alloc::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, allocator_api2::alloc::AllocError> {
+                let $this: &$ty = self;
+                // SAFETY: forwarded from the caller.
+                unsafe { $crate::alloc_api::grow_zeroed(&$blocks, ptr, old_layout, new_layout) }
+            }
 
-    unsafe fn shrink(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded from the caller.
-        unsafe { shrink(self.local(), None, ptr, old_layout, new_layout) }
-    }
+            unsafe fn shrink(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old_layout: core::alloc::Layout,
+                new_layout: core::alloc::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, allocator_api2::alloc::AllocError> {
+                let $this: &$ty = self;
+                // SAFETY: forwarded from the caller.
+                unsafe { $crate::alloc_api::shrink(&$blocks, ptr, old_layout, new_layout) }
+            }
+        }
+    };
 }
 
-/// Feature `slab`: `&ThreadSlab` allocates from the calling thread's part
-/// of its `SyncArena`, reusing the blocks it cached.
-// SAFETY: as for `&Arena`, on the thread's part the slab was made for; the
-// slab is neither `Send` nor `Sync`, so every block it caches comes from
-// that part, and its lists follow the part's slab generation.
+forward_allocator! {
+    /// ```
+    /// use allocator_api2::vec::Vec;
+    ///
+    /// let arena = arena_b::Arena::new();
+    /// let mut v = Vec::new_in(&arena);
+    /// v.extend(0..1000u32);
+    /// assert_eq!(v.iter().sum::<u32>(), 499_500);
+    /// ```
+    // SAFETY: blocks come from `try_alloc_layout` (or, with feature `slab`,
+    // from free lists of blocks given back here, dropped at every rewind),
+    // which returns memory that no one else is handed until it is
+    // deallocated here (only then is the cursor moved back over it, and that
+    // move is recorded so no older checkpoint can be mistaken for valid) or
+    // the arena is rewound or reset. Reset needs `&mut Arena`, so it cannot
+    // happen while any `&Arena` (this allocator) exists; rewinding is
+    // `unsafe` and its caller promises the blocks are dead.
+    impl [] for Arena, |arena| ArenaBlocks::own(arena)
+}
+
+forward_allocator! {
+    /// Temporaries in the scope itself: freed with the scope, and a
+    /// collection that is the scope's last block grows, shrinks and is
+    /// freed in place.
+    ///
+    /// ```
+    /// use allocator_api2::vec::Vec;
+    ///
+    /// let arena = arena_b::Arena::new();
+    /// let longest = arena.scope(|scope| {
+    ///     let mut words = Vec::new_in(scope);
+    ///     words.extend("a scope holds its own temporaries".split(' '));
+    ///     words.iter().map(|w| w.len()).max()
+    /// });
+    /// assert_eq!(longest, Some(11));
+    /// assert_eq!(arena.bytes_allocated(), 0, "all given back");
+    /// ```
+    // SAFETY: blocks come from the scope's cursor, whose window the scope
+    // carved from the arena and holds until it ends; a collection using
+    // `&Scope` borrows the scope, so it cannot outlive it. Blocks are given
+    // back (the cursor moved back) only when they are the cursor's last,
+    // which is the contract of `deallocate`/`shrink`.
+    impl ['s] for Scope<'s>, |scope| scope
+}
+
+forward_allocator! {
+    /// `&SyncArena` allocates from the calling thread's part of the arena;
+    /// freeing or resizing a block in place only happens when it is that
+    /// part's last block (a block from another thread is left for `reset`).
+    ///
+    /// ```
+    /// use allocator_api2::vec::Vec;
+    ///
+    /// let arena = arena_b::SyncArena::new();
+    /// std::thread::scope(|s| {
+    ///     for t in 0..2u32 {
+    ///         let arena = &arena;
+    ///         s.spawn(move || {
+    ///             let mut v = Vec::new_in(arena);
+    ///             v.extend(0..1000u32);
+    ///             assert_eq!(v[999], 999);
+    ///         });
+    ///     }
+    /// });
+    /// ```
+    // SAFETY: every call is forwarded to the calling thread's sub-arena,
+    // which upholds the contract for its own blocks and leaves any other
+    // block alone (it only ever resizes its cursor's last block, and a
+    // block of another part is never before that part's chunk start).
+    // Sub-arenas live until the `SyncArena` is dropped or shrunk, and that,
+    // like `reset`, needs `&mut SyncArena`, so no `&SyncArena` allocator
+    // exists then.
+    impl [] for crate::SyncArena, |arena| ArenaBlocks::plain(arena.try_local().map_err(refuse)?)
+}
+
 #[cfg(feature = "slab")]
-unsafe impl Allocator for &crate::slab::ThreadSlab<'_> {
-    #[inline]
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        allocate(self.part(), Some(self.lists()), layout)
-    }
-
-    #[inline]
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded from the caller.
-        unsafe { deallocate(self.part(), Some(self.lists()), ptr, layout) }
-    }
-
-    unsafe fn grow(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded from the caller.
-        unsafe { grow(self.part(), Some(self.lists()), ptr, old_layout, new_layout) }
-    }
-
-    unsafe fn grow_zeroed(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded from the caller.
-        unsafe { grow_zeroed(self.part(), Some(self.lists()), ptr, old_layout, new_layout) }
-    }
-
-    unsafe fn shrink(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded from the caller.
-        unsafe { shrink(self.part(), Some(self.lists()), ptr, old_layout, new_layout) }
+forward_allocator! {
+    /// Feature `slab`: `&ThreadSlab` allocates from the calling thread's
+    /// part of its `SyncArena`, reusing the blocks it cached.
+    // SAFETY: as for `&Arena`, on the thread's part the slab was made for;
+    // the slab is neither `Send` nor `Sync`, so every block it caches comes
+    // from that part, and its lists follow the part's slab generation.
+    impl ['s] for crate::slab::ThreadSlab<'s>, |slab| ArenaBlocks {
+        arena: slab.part(),
+        slab: Some(slab.lists()),
     }
 }

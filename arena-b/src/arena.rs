@@ -260,6 +260,8 @@ pub struct Arena {
     /// them holds memory up to: rewinding below it would free scope memory.
     open_scopes: Cell<usize>,
     scope_high: Cell<Pos>,
+    /// Bytes the last scope used (see `scope_hint`).
+    scope_hint: Cell<usize>,
     /// Set while a rewind runs destructors (see `run_drops_until`).
     rewinding: Cell<bool>,
     /// Feature `virtual_memory`: a rewind or reset that leaves more than
@@ -368,6 +370,7 @@ impl Arena {
             epoch: Cell::new(0),
             open_scopes: Cell::new(0),
             scope_high: Cell::new(Pos::ZERO),
+            scope_hint: Cell::new(0),
             rewinding: Cell::new(false),
             #[cfg(feature = "virtual_memory")]
             decommit_over: Cell::new(usize::MAX),
@@ -685,12 +688,15 @@ impl Arena {
     ///   it loses that growth.
     ///
     /// # Panics
-    /// If `checkpoint` belongs to another arena; if an earlier rewind,
-    /// scope exit, reset or `Allocator` deallocation went back past it (it
-    /// would point at freed state); if a scope that is still open holds
-    /// memory after it; or if called from a destructor that a rewind of
-    /// this arena is running. These are checked, never undefined
-    /// behaviour.
+    /// If `checkpoint` belongs to another arena; if the arena went back
+    /// past it since it was taken (it would point at freed state): by an
+    /// earlier rewind, a scope exit or a reset, or through the `Allocator`
+    /// interface, by freeing the last block or shrinking it in place (a
+    /// collection in the arena that was dropped or shrank after the
+    /// checkpoint: its memory ended where the checkpoint starts); if a
+    /// scope that is still open holds memory after it; or if called from a
+    /// destructor that a rewind of this arena is running. These are
+    /// checked, never undefined behaviour.
     #[inline(always)]
     #[track_caller]
     pub unsafe fn rewind_to_checkpoint(&self, checkpoint: Checkpoint) {
@@ -707,10 +713,15 @@ impl Arena {
         if self.drops.mark() != checkpoint.drops {
             self.run_drops_until(checkpoint.drops, checkpoint.pos);
         }
-        self.move_to(checkpoint.pos);
+        // The books first (cursor, then the rewind history at the position
+        // the cursor landed on), the report after: the diagnostics sink is
+        // user code, and may allocate here or panic (see
+        // `docs/architecture.md`).
+        let decommitted = self.move_to(checkpoint.pos);
         self.record_rewind(self.pos());
         #[cfg(feature = "stats")]
         self.counters.rewinds.add(1);
+        self.report(decommitted);
     }
 
     /// Runs the destructors linked after `mark` for a rewind to `target`.
@@ -786,8 +797,10 @@ impl Arena {
         );
         assert!(
             self.history.is_valid(epoch, pos),
-            "arena-b: this checkpoint is stale: an earlier rewind, scope exit or reset went back \
-             past it; take a new checkpoint after rewinding"
+            "arena-b: this checkpoint is stale: since it was taken the arena went back past it (a \
+             rewind, a scope exit, a reset, or an `Allocator` deallocation or in-place shrink of \
+             the last block, as when a collection in the arena shrinks or is dropped); take a new \
+             checkpoint after that"
         );
         panic!(
             "arena-b: cannot rewind to a checkpoint taken before a scope that is still open \
@@ -813,7 +826,7 @@ impl Arena {
     /// assert_eq!(*outer, 1);
     /// ```
     pub fn scope<R>(&self, f: impl FnOnce(&Scope<'_>) -> R) -> R {
-        let scope = Scope::open(self, None);
+        let scope = Scope::open(self);
         f(&scope)
     }
 
@@ -834,10 +847,11 @@ impl Arena {
         // SAFETY: `&mut self` proves no reference into the arena is alive;
         // null is the bottom of the list.
         unsafe { self.drops.run_until(core::ptr::null_mut()) };
-        self.move_to(Pos::ZERO);
+        let decommitted = self.move_to(Pos::ZERO);
         self.unbudget_idle_chunks();
         self.record_rewind(self.pos());
         self.counters.resets.add(1);
+        self.report(decommitted);
     }
 
     /// [`reset`](Self::reset), then gives every chunk but the first back to
@@ -1136,19 +1150,6 @@ impl Arena {
         self.debug.poisoned.add(bytes);
     }
 
-    /// Poisons `[start, end)`, freed memory of this arena that a scope gave
-    /// back to an enclosing scope.
-    ///
-    /// # Safety
-    /// `[start, end)` is inside one chunk of this arena, writable through
-    /// `start`, and freed.
-    #[cfg(feature = "debug")]
-    pub(crate) unsafe fn poison_scope_block(&self, start: *mut u8, end: *mut u8) {
-        // SAFETY: forwarded from the caller.
-        let bytes = unsafe { crate::debug::poison(start, end) };
-        self.debug.poisoned.add(bytes);
-    }
-
     // ----- feature `virtual_memory` ---------------------------------------------
 
     /// Feature `virtual_memory`: an arena whose memory is one reserved range
@@ -1258,17 +1259,16 @@ impl Arena {
 
     /// Decommits the reserved region's pages more than the threshold above
     /// the cursor (after a rewind or reset).
+    /// Returns the event to report once the caller's books are done.
     #[cfg(feature = "virtual_memory")]
     #[cold]
     #[inline(never)]
-    fn decommit_above_cursor(&self) {
+    fn decommit_above_cursor(&self) -> Option<DiagnosticEvent> {
         let mut chunks = self.chunks.borrow_mut();
         let start = self.chunk_start.get();
-        let Some(region) = chunks.get_mut(self.current.get()) else {
-            return;
-        };
+        let region = chunks.get_mut(self.current.get())?;
         if start.is_null() || region.reserved() == 0 {
-            return;
+            return None;
         }
         let page = region.align();
         let keep = (self.cursor.ptr().addr() - start.addr())
@@ -1277,7 +1277,7 @@ impl Arena {
             & !(page - 1);
         let committed = region.capacity();
         if keep >= committed {
-            return;
+            return None;
         }
         // SAFETY: everything past the cursor is free (the caller just moved
         // the cursor back over it), and `keep` is past the cursor.
@@ -1288,14 +1288,10 @@ impl Arena {
         // SAFETY: the window shrinks to the committed part, still past the
         // cursor.
         unsafe { self.cursor.set(self.cursor.ptr(), region.end()) };
-        drop(chunks);
-        report(
-            self.config.sink.as_ref(),
-            DiagnosticEvent::VirtualMemoryDecommitted {
-                committed: keep,
-                released: committed - keep,
-            },
-        );
+        Some(DiagnosticEvent::VirtualMemoryDecommitted {
+            committed: keep,
+            released: committed - keep,
+        })
     }
 
     /// Feature `slab`: how often blocks given back through the `Allocator`
@@ -1425,13 +1421,11 @@ impl Arena {
         }
     }
 
-    pub(crate) fn main_cursor(&self) -> &Cursor {
-        &self.cursor
-    }
-
-    /// Moves the cursor back to `pos`, an earlier position.
+    /// Moves the cursor back to `pos`, an earlier position. A diagnostics
+    /// event (feature `virtual_memory`: pages decommitted) comes back
+    /// unreported: the caller records the rewind first, then reports.
     #[inline]
-    pub(crate) fn move_to(&self, pos: Pos) {
+    pub(crate) fn move_to(&self, pos: Pos) -> Pending {
         debug_assert!(pos <= self.pos());
         #[cfg(feature = "debug")]
         self.poison_freed(pos);
@@ -1447,8 +1441,9 @@ impl Arena {
         }
         #[cfg(feature = "virtual_memory")]
         if self.cursor.remaining() > self.decommit_over.get() {
-            self.decommit_above_cursor();
+            return Pending(self.decommit_above_cursor());
         }
+        Pending(None)
     }
 
     #[cold]
@@ -1523,10 +1518,9 @@ impl Arena {
         self.history.record(epoch, pos);
     }
 
-    /// A scope opens: it holds memory up to `held`.
-    pub(crate) fn scope_opened(&self, held: Pos) {
+    /// A scope opens (it holds nothing until its first carve).
+    pub(crate) fn scope_opened(&self) {
         self.open_scopes.set(self.open_scopes.get() + 1);
-        self.scope_holds(held);
     }
 
     /// An open scope holds memory up to `held`. Checkpoints taken before
@@ -1552,31 +1546,64 @@ impl Arena {
         }
     }
 
-    /// A scope's exit gives the arena back everything after `pos`.
-    pub(crate) fn scope_rewind(&self, pos: Pos) {
+    /// A scope's exit gives the arena back everything after `pos`. The
+    /// diagnostics event comes back for the scope to report once it has
+    /// closed its own books (`scope_closed`).
+    pub(crate) fn scope_rewind(&self, pos: Pos) -> Pending {
         self.note_peak();
-        self.move_to(pos);
-        self.record_rewind(pos);
+        let decommitted = self.move_to(pos);
+        self.record_rewind(self.pos());
         self.counters.rewinds.add(1);
+        decommitted
     }
 
-    /// Takes the whole free window of the current chunk, first moving to a
-    /// chunk where `layout` fits if it does not fit here. The caller reports
-    /// the returned [`Pending`] event once its own state is consistent.
-    pub(crate) fn take_block(
+    /// Hands a scope a block of the arena: room for `layout` at its
+    /// (aligned) start, and up to `want` bytes in all if the current chunk
+    /// has them; a chunk where `want` fits if `layout` does not fit here.
+    /// The caller reports the returned [`Pending`] event once its own state
+    /// is consistent.
+    ///
+    /// A bounded block, not the rest of the chunk: the arena's own
+    /// allocations made while the scope is open then fit after it, in the
+    /// same chunk, instead of each scope forcing the arena into a new one.
+    pub(crate) fn carve(
         &self,
         layout: Layout,
+        want: usize,
     ) -> Result<((*mut u8, *mut u8), Pending), AllocError> {
-        let start = self.cursor.ptr().addr();
-        let padding = start.wrapping_neg() & (layout.align() - 1);
+        let padding = |ptr: *mut u8| ptr.addr().wrapping_neg() & (layout.align() - 1);
         let pending = if self.chunk_start.get().is_null()
-            || padding + layout.size() > self.cursor.remaining()
+            || padding(self.cursor.ptr()) + layout.size() > self.cursor.remaining()
         {
-            self.grow(layout, Growth::Policy)?
+            let wanted = Layout::from_size_align(want.max(layout.size()), layout.align())
+                .map_err(|_| AllocError::overflow())?;
+            self.grow(wanted, Growth::Policy)?
         } else {
             Pending(None)
         };
-        Ok((self.cursor.take_all(), pending))
+        let ptr = self.cursor.ptr();
+        let start = padding(ptr);
+        let size = layout.size().max(want.min(self.cursor.remaining() - start));
+        // SAFETY: `start + size <= remaining` (the chunk fits `layout` after
+        // the padding, and `size` is at most what is left), so both
+        // pointers stay inside the current chunk's free window, which the
+        // scope owns once the cursor has moved past it.
+        unsafe {
+            let block = ptr.add(start);
+            self.cursor.set_ptr(block.add(size));
+            Ok(((block, block.add(size)), pending))
+        }
+    }
+
+    /// How many bytes the last scope of this arena used: the first block
+    /// the next one asks for (a loop of scopes then takes one block per
+    /// iteration).
+    pub(crate) fn scope_hint(&self) -> usize {
+        self.scope_hint.get()
+    }
+
+    pub(crate) fn set_scope_hint(&self, bytes: usize) {
+        self.scope_hint.set(bytes);
     }
 
     /// Hands a deferred diagnostics event to the sink.

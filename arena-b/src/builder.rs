@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::arena::Arena;
-use crate::error::BuildError;
+use crate::error::{BuildError, BuildReason};
 use crate::stats::{DiagnosticEvent, Sink, SinkDebug};
 use crate::sync::SyncArena;
 
@@ -44,7 +44,7 @@ pub(crate) struct Config {
     /// A limit shared by several arenas (the per-thread parts of a
     /// `SyncArena`): chunk bytes are taken from it before a chunk is
     /// allocated and given back when the chunk is freed.
-    pub(crate) shared_limit: Option<Arc<SharedLimit>>,
+    pub(crate) shared_limit: Option<crate::sync::LimitRef>,
     pub(crate) sink: Option<Sink>,
     /// Feature `debug`: capture a backtrace when a chunk is taken.
     #[cfg(feature = "debug")]
@@ -173,7 +173,7 @@ impl Default for ArenaBuilder {
 
 /// Largest chunk we will ask the system for: keeps `Layout` arithmetic far
 /// from overflow.
-const MAX_CHUNK: usize = isize::MAX as usize / 4;
+pub(crate) const MAX_CHUNK: usize = isize::MAX as usize / 4;
 
 impl ArenaBuilder {
     /// A builder with the defaults of [`Arena::new`].
@@ -385,16 +385,11 @@ impl ArenaBuilder {
     /// ```
     pub fn try_build(self) -> Result<Arena, BuildError> {
         if self.thread_safety == ThreadSafety::Shared {
-            return Err(BuildError::new(
-                "thread_safety(ThreadSafety::Shared) asks for a SyncArena: call build_sync \
-                 (or try_build_sync) instead of build",
-            ));
+            return Err(BuildError::new(BuildReason::SharedForBuild));
         }
         #[cfg(feature = "lockfree")]
         if self.lockfree_buffer.is_some() {
-            return Err(BuildError::new(
-                "lockfree_buffer applies to a SyncArena: call build_sync (or try_build_sync)",
-            ));
+            return Err(BuildError::new(BuildReason::LockfreeForBuild));
         }
         let reserve = self.reserve_size;
         #[cfg(feature = "virtual_memory")]
@@ -405,14 +400,15 @@ impl ArenaBuilder {
             let initial = config.chunk_size.max(reserve);
             match crate::chunk::RawChunk::reserve_virtual(bytes, initial) {
                 Ok(region) => {
-                    return Arena::from_parts(config, 0, Some(region))
-                        .map_err(|e| BuildError::new(format!("could not build the arena: {e}")));
+                    return Arena::from_parts(config, 0, Some(region)).map_err(|error| {
+                        BuildError::new(BuildReason::VirtualMemoryArena { error })
+                    });
                 }
-                Err(reason) if strict => {
-                    return Err(BuildError::new(format!(
-                        "could not reserve {bytes} bytes of virtual memory ({reason}); \
-                         virtual_memory_strict(true) forbids the fallback to heap chunks"
-                    )));
+                Err(error) if strict => {
+                    return Err(BuildError::new(BuildReason::VirtualMemoryStrict {
+                        bytes,
+                        error,
+                    }));
                 }
                 Err(reason) => crate::stats::report(
                     config.sink.as_ref(),
@@ -423,8 +419,12 @@ impl ArenaBuilder {
                 ),
             }
         }
-        Arena::from_config(config, reserve)
-            .map_err(|e| BuildError::new(format!("could not reserve {reserve} bytes: {e}")))
+        Arena::from_config(config, reserve).map_err(|error| {
+            BuildError::new(BuildReason::Reserve {
+                bytes: reserve,
+                error,
+            })
+        })
     }
 
     /// Checks the settings and builds a [`SyncArena`] (every thread that
@@ -442,26 +442,21 @@ impl ArenaBuilder {
     pub fn try_build_sync(self) -> Result<SyncArena, BuildError> {
         #[cfg(feature = "virtual_memory")]
         if self.virtual_memory.is_some() {
-            return Err(BuildError::new(
-                "virtual_memory applies to an Arena; a SyncArena's per-thread parts use heap \
-                 chunks",
-            ));
+            return Err(BuildError::new(BuildReason::VirtualMemoryForSync));
         }
         if self.reserve_size != 0 {
-            return Err(BuildError::new(
-                "reserve_size applies to an Arena; a SyncArena's per-thread parts take their \
-                 first chunk (chunk_size) when the thread first allocates",
-            ));
+            return Err(BuildError::new(BuildReason::ReserveForSync));
         }
         #[cfg(feature = "lockfree")]
         if let Some((bytes, _)) = self.lockfree_buffer {
             if bytes == 0 || bytes > MAX_CHUNK {
-                return Err(BuildError::new(format!(
-                    "lockfree_buffer size {bytes} must be between 1 and {MAX_CHUNK} bytes"
-                )));
+                return Err(BuildError::new(BuildReason::LockfreeSize {
+                    bytes,
+                    max: MAX_CHUNK,
+                }));
             }
         }
-        Ok(SyncArena::from_config(self.validate()?))
+        SyncArena::from_config(self.validate()?)
     }
 
     /// Builds a [`SyncArena`], panicking with the [`BuildError`] message on
@@ -476,36 +471,36 @@ impl ArenaBuilder {
 
     fn validate(self) -> Result<Config, BuildError> {
         if self.chunk_size == 0 {
-            return Err(BuildError::new("chunk_size must be greater than 0"));
+            return Err(BuildError::new(BuildReason::ChunkSizeZero));
         }
         if self.chunk_size > MAX_CHUNK {
-            return Err(BuildError::new(format!(
-                "chunk_size {} is larger than the supported maximum {MAX_CHUNK}",
-                self.chunk_size
-            )));
+            return Err(BuildError::new(BuildReason::ChunkSizeTooLarge {
+                size: self.chunk_size,
+                max: MAX_CHUNK,
+            }));
         }
         let max_chunk_size = match self.max_chunk_size {
             Some(max) if max < self.chunk_size => {
-                return Err(BuildError::new(format!(
-                    "max_chunk_size ({max}) must be at least chunk_size ({})",
-                    self.chunk_size
-                )))
+                return Err(BuildError::new(BuildReason::MaxBelowChunk {
+                    max,
+                    chunk: self.chunk_size,
+                }))
             }
             Some(max) => max.min(MAX_CHUNK),
             None => DEFAULT_MAX_CHUNK_SIZE.max(self.chunk_size),
         };
         if self.reserve_size > MAX_CHUNK {
-            return Err(BuildError::new(format!(
-                "reserve_size {} is larger than the supported maximum {MAX_CHUNK}",
-                self.reserve_size
-            )));
+            return Err(BuildError::new(BuildReason::ReserveTooLarge {
+                reserve: self.reserve_size,
+                max: MAX_CHUNK,
+            }));
         }
         if let Some(limit) = self.allocation_limit {
             if self.reserve_size > limit {
-                return Err(BuildError::new(format!(
-                    "reserve_size ({}) exceeds allocation_limit ({limit})",
-                    self.reserve_size
-                )));
+                return Err(BuildError::new(BuildReason::ReserveOverLimit {
+                    reserve: self.reserve_size,
+                    limit,
+                }));
             }
         }
         Ok(Config {

@@ -19,6 +19,27 @@ pub(crate) const CHUNK_ALIGN: usize = 16;
 /// fast path's `ptr + size + align - 1` cannot overflow.
 pub(crate) const FAST_SIZE: usize = 1 << 16;
 
+/// `Box::new(value)`, or `None` when the system allocator fails (where
+/// `Box::new` would abort the process): the fallible constructors use it
+/// for the few small boxes they need.
+pub(crate) fn try_box<T>(value: T) -> Option<Box<T>> {
+    let layout = Layout::new::<T>();
+    if layout.size() == 0 {
+        return Some(Box::new(value));
+    }
+    // SAFETY: `layout` has a non-zero size.
+    let ptr = unsafe { std::alloc::alloc(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: `ptr` is a fresh block of the global allocator with `T`'s
+    // layout, which is what `Box<T>` owns and frees.
+    unsafe {
+        ptr.write(value);
+        Some(Box::from_raw(ptr))
+    }
+}
+
 /// One block of memory owned by an arena.
 #[derive(Debug)]
 pub(crate) struct RawChunk {
@@ -151,26 +172,45 @@ impl Drop for RawChunk {
 impl RawChunk {
     /// Reserves `reserve` bytes (rounded up to pages) and commits the first
     /// `initial` (at least a page).
-    pub(crate) fn reserve_virtual(reserve: usize, initial: usize) -> Result<RawChunk, String> {
+    pub(crate) fn reserve_virtual(
+        reserve: usize,
+        initial: usize,
+    ) -> Result<RawChunk, crate::vm::VirtualMemoryError> {
+        use crate::vm::VirtualMemoryError as Error;
         let page = crate::vm::page_size();
         let round = |n: usize| n.checked_add(page - 1).map(|n| n & !(page - 1));
-        let reserved = round(reserve.max(page)).ok_or("reservation size overflows")?;
-        let committed = round(initial.clamp(1, reserved)).ok_or("commit size overflows")?;
+        let reserved = round(reserve.max(page)).ok_or(Error::new(
+            "rounding the reservation to pages",
+            reserve,
+            None,
+        ))?;
+        let committed = round(initial.clamp(1, reserved)).ok_or(Error::new(
+            "rounding the first commit to pages",
+            initial,
+            None,
+        ))?;
         let ptr = crate::vm::reserve(reserved)?;
         // As in `allocate`: the cursor's overflow argument needs chunk ends
         // far from the top of the address space.
         if ptr.as_ptr().addr() > usize::MAX - 2 * FAST_SIZE - reserved {
             // SAFETY: just reserved, unused.
             unsafe { crate::vm::release(ptr.as_ptr(), reserved) };
-            return Err("the reservation is too close to the end of the address space".into());
+            return Err(Error::new(
+                "placing the reservation far enough from the end of the address space",
+                reserved,
+                None,
+            ));
         }
-        let mut chunk = RawChunk::owning(
-            ptr,
-            Layout::from_size_align(0, page).map_err(|e| e.to_string())?,
-        );
+        let layout = Layout::from_size_align(0, page)
+            .map_err(|_| Error::new("describing a page", page, None))?;
+        let mut chunk = RawChunk::owning(ptr, layout);
         chunk.reserved = reserved;
         if !chunk.commit_to(committed) {
-            return Err(format!("committing the first {committed} bytes failed"));
+            return Err(Error::new(
+                "committing the first pages (mprotect)",
+                committed,
+                None,
+            ));
         }
         Ok(chunk)
     }

@@ -39,11 +39,6 @@ impl Cursor {
         self.ptr.get()
     }
 
-    #[inline(always)]
-    pub(crate) fn end(&self) -> *mut u8 {
-        self.end.get()
-    }
-
     /// Free bytes left in the window.
     #[inline]
     pub(crate) fn remaining(&self) -> usize {
@@ -72,14 +67,6 @@ impl Cursor {
     pub(crate) unsafe fn set_ptr(&self, ptr: *mut u8) {
         debug_assert!(ptr.addr() <= self.end.get().addr());
         self.ptr.set(ptr);
-    }
-
-    /// Takes the whole window, leaving it empty at its end.
-    #[inline]
-    pub(crate) fn take_all(&self) -> (*mut u8, *mut u8) {
-        let taken = (self.ptr.get(), self.end.get());
-        self.ptr.set(taken.1);
-        taken
     }
 
     /// Bumps `layout.size()` bytes aligned to `layout.align()` off the

@@ -161,7 +161,9 @@ impl From<AllocError> for allocator_api2::alloc::AllocError {
     }
 }
 
-/// An [`ArenaBuilder`](crate::ArenaBuilder) setting was invalid.
+/// An arena could not be built: an [`ArenaBuilder`](crate::ArenaBuilder)
+/// setting was invalid, or the memory it asks for up front could not be
+/// had. Like [`AllocError`], making one never allocates.
 ///
 /// ```
 /// use arena_b::Arena;
@@ -170,22 +172,188 @@ impl From<AllocError> for allocator_api2::alloc::AllocError {
 /// assert!(err.to_string().contains("chunk_size"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildError {
-    message: String,
+pub struct BuildError(BuildReason);
+
+/// Why a build failed; the numbers are formatted by `Display` only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Some reasons belong to optional features.
+#[cfg_attr(
+    not(all(feature = "lockfree", feature = "virtual_memory")),
+    allow(dead_code)
+)]
+pub(crate) enum BuildReason {
+    SharedForBuild,
+    LockfreeForBuild,
+    VirtualMemoryForSync,
+    ReserveForSync,
+    ChunkSizeZero,
+    ChunkSizeTooLarge {
+        size: usize,
+        max: usize,
+    },
+    MaxBelowChunk {
+        max: usize,
+        chunk: usize,
+    },
+    ReserveTooLarge {
+        reserve: usize,
+        max: usize,
+    },
+    ReserveOverLimit {
+        reserve: usize,
+        limit: usize,
+    },
+    LockfreeSize {
+        bytes: usize,
+        max: usize,
+    },
+    LockfreeMemory {
+        bytes: usize,
+    },
+    Memory {
+        what: &'static str,
+        bytes: usize,
+    },
+    Reserve {
+        bytes: usize,
+        error: AllocError,
+    },
+    VirtualMemoryStrict {
+        bytes: usize,
+        error: VirtualMemoryError,
+    },
+    VirtualMemoryArena {
+        error: AllocError,
+    },
 }
 
 impl BuildError {
-    pub(crate) fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-        }
+    pub(crate) const fn new(reason: BuildReason) -> Self {
+        Self(reason)
     }
 }
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "arena-b: invalid ArenaBuilder setting: {}", self.message)
+        use BuildReason::*;
+        f.write_str("arena-b: cannot build: ")?;
+        match self.0 {
+            SharedForBuild => f.write_str(
+                "thread_safety(ThreadSafety::Shared) asks for a SyncArena: call build_sync (or \
+                 try_build_sync) instead of build",
+            ),
+            LockfreeForBuild => f.write_str(
+                "lockfree_buffer applies to a SyncArena: call build_sync (or try_build_sync)",
+            ),
+            VirtualMemoryForSync => f.write_str(
+                "virtual_memory applies to an Arena; a SyncArena's per-thread parts use heap \
+                 chunks",
+            ),
+            ReserveForSync => f.write_str(
+                "reserve_size applies to an Arena; a SyncArena's per-thread parts take their \
+                 first chunk (chunk_size) when the thread first allocates",
+            ),
+            ChunkSizeZero => f.write_str("chunk_size must be greater than 0"),
+            ChunkSizeTooLarge { size, max } => write!(
+                f,
+                "chunk_size {size} is larger than the supported maximum {max}"
+            ),
+            MaxBelowChunk { max, chunk } => write!(
+                f,
+                "max_chunk_size ({max}) must be at least chunk_size ({chunk})"
+            ),
+            ReserveTooLarge { reserve, max } => write!(
+                f,
+                "reserve_size {reserve} is larger than the supported maximum {max}"
+            ),
+            ReserveOverLimit { reserve, limit } => write!(
+                f,
+                "reserve_size ({reserve}) exceeds allocation_limit ({limit})"
+            ),
+            LockfreeSize { bytes, max } => write!(
+                f,
+                "a lock-free buffer (lockfree_buffer, LockFreeAllocator) of {bytes} bytes: its \
+                 size must be between 1 and {max} bytes"
+            ),
+            LockfreeMemory { bytes } => write!(
+                f,
+                "the system allocator could not provide a lock-free buffer (lockfree_buffer, \
+                 LockFreeAllocator) of {bytes} bytes; ask for a smaller one"
+            ),
+            Memory { what, bytes } => write!(
+                f,
+                "the system allocator could not provide {bytes} bytes for {what}"
+            ),
+            Reserve { bytes, error } => {
+                write!(f, "could not reserve {bytes} bytes (reserve_size): {error}")
+            }
+            VirtualMemoryStrict { bytes, error } => write!(
+                f,
+                "could not reserve {bytes} bytes of virtual memory ({error}); \
+                 virtual_memory_strict(true) forbids the fallback to heap chunks"
+            ),
+            VirtualMemoryArena { error } => write!(f, "{error}"),
+        }
     }
 }
 
 impl std::error::Error for BuildError {}
+
+/// Why feature `virtual_memory` could not reserve or commit its region,
+/// from [`DiagnosticEvent::VirtualMemoryUnavailable`](crate::DiagnosticEvent::VirtualMemoryUnavailable)
+/// and a strict build's [`BuildError`]. Plain data (no allocation).
+///
+/// ```
+/// # #[cfg(feature = "virtual_memory")] {
+/// let err = arena_b::Arena::builder()
+///     .virtual_memory(usize::MAX / 2)
+///     .virtual_memory_strict(true)
+///     .try_build()
+///     .unwrap_err();
+/// assert!(err.to_string().contains("virtual memory"));
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VirtualMemoryError {
+    operation: &'static str,
+    bytes: usize,
+    os_error: Option<i32>,
+}
+
+impl VirtualMemoryError {
+    #[cfg_attr(not(feature = "virtual_memory"), allow(dead_code))]
+    pub(crate) const fn new(operation: &'static str, bytes: usize, os_error: Option<i32>) -> Self {
+        Self {
+            operation,
+            bytes,
+            os_error,
+        }
+    }
+
+    /// What failed (`"mmap"`, `"mprotect"`, ...).
+    pub const fn operation(&self) -> &'static str {
+        self.operation
+    }
+
+    /// The size of the failed request.
+    pub const fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The operating system's error code, if it gave one.
+    pub const fn os_error(&self) -> Option<i32> {
+        self.os_error
+    }
+}
+
+impl fmt::Display for VirtualMemoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} of {} bytes failed", self.operation, self.bytes)?;
+        if let Some(code) = self.os_error {
+            write!(f, " (os error {code})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for VirtualMemoryError {}

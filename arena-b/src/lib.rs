@@ -103,7 +103,7 @@ pub use builder::DEFAULT_DECOMMIT_THRESHOLD;
 pub use builder::{ArenaBuilder, ThreadSafety, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CHUNK_SIZE};
 #[cfg(feature = "debug")]
 pub use debug::{Corruption, DebugStats, LeakReport, POISON};
-pub use error::{AllocError, AllocErrorKind, BuildError};
+pub use error::{AllocError, AllocErrorKind, BuildError, VirtualMemoryError};
 pub use limit::{catch_limit, fallible, LimitExceeded, LimitPolicy};
 #[cfg(feature = "lockfree")]
 pub use lockfree::{LockFreePool, LockFreeStats, Pooled};

@@ -27,6 +27,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
 use crate::chunk::RawChunk;
+use crate::error::{BuildError, BuildReason};
 use crate::lockfree::LockFreeStats;
 
 /// Largest request served by default (bigger ones go to the fallback).
@@ -88,7 +89,8 @@ impl LockFreeAllocator {
     /// [`DEFAULT_LOCKFREE_MAX_SIZE`] bytes.
     ///
     /// # Panics
-    /// If `capacity` is 0 or the buffer cannot be allocated.
+    /// If `capacity` is 0 or the buffer cannot be allocated, with a message
+    /// that says so; [`try_new`](Self::try_new) returns the error instead.
     #[track_caller]
     pub fn new(capacity: usize) -> Self {
         Self::with_max_size(capacity, DEFAULT_LOCKFREE_MAX_SIZE)
@@ -97,21 +99,46 @@ impl LockFreeAllocator {
     /// As [`new`](Self::new), serving requests of up to `max_size` bytes.
     #[track_caller]
     pub fn with_max_size(capacity: usize, max_size: usize) -> Self {
-        assert!(
-            capacity > 0,
-            "arena-b: a LockFreeAllocator needs a capacity of at least 1 byte"
-        );
-        let buffer = RawChunk::allocate(capacity, 1).unwrap_or_else(|| {
-            std::alloc::handle_alloc_error(Layout::from_size_align(capacity, 16).unwrap())
-        });
-        LockFreeAllocator {
+        match Self::try_with_max_size(capacity, max_size) {
+            Ok(buffer) => buffer,
+            Err(e) => {
+                panic!("{e} (LockFreeAllocator::new({capacity})); call try_new to handle the error")
+            }
+        }
+    }
+
+    /// Fallible [`new`](Self::new): an error when `capacity` is 0, larger
+    /// than an allocation can be, or more than the system allocator gives.
+    ///
+    /// ```
+    /// use arena_b::LockFreeAllocator;
+    /// assert!(LockFreeAllocator::try_new(usize::MAX).is_err());
+    /// assert!(LockFreeAllocator::try_new(0).is_err());
+    /// assert_eq!(LockFreeAllocator::try_new(4096).unwrap().capacity(), 4096);
+    /// ```
+    pub fn try_new(capacity: usize) -> Result<Self, BuildError> {
+        Self::try_with_max_size(capacity, DEFAULT_LOCKFREE_MAX_SIZE)
+    }
+
+    /// Fallible [`with_max_size`](Self::with_max_size).
+    pub fn try_with_max_size(capacity: usize, max_size: usize) -> Result<Self, BuildError> {
+        if capacity == 0 || capacity > crate::builder::MAX_CHUNK {
+            return Err(BuildError::new(BuildReason::LockfreeSize {
+                bytes: capacity,
+                max: crate::builder::MAX_CHUNK,
+            }));
+        }
+        let buffer = RawChunk::allocate(capacity, 1).ok_or(BuildError::new(
+            BuildReason::LockfreeMemory { bytes: capacity },
+        ))?;
+        Ok(LockFreeAllocator {
             buffer,
             next: AtomicUsize::new(0),
             enabled: AtomicBool::new(true),
             max_size,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-        }
+        })
     }
 
     /// Serve allocations again (a `SyncArena` routes small requests here).

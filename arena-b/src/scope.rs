@@ -3,14 +3,28 @@
 //! # How a scope stays sound with `&self`
 //! [`Arena::scope`] takes `&self`, so the arena can keep allocating while
 //! the scope is open, and that memory must survive the scope. The scope
-//! therefore never frees the arena's memory directly. On entry it *carves*
-//! the rest of the current chunk for itself (the arena's cursor moves to the
-//! chunk's end), and bumps a private cursor through it; when that runs out it
-//! carves more from the arena the same way. On exit it drops its values and,
-//! if the arena's position is still exactly where the scope's last carve
-//! left it (nobody else allocated meanwhile), moves the arena back to where
-//! the scope started: full reuse at the cost of a few stores. Otherwise the
-//! scope's memory is simply abandoned until the arena is rewound or reset.
+//! therefore never frees the arena's memory directly. It *carves* blocks
+//! from the arena (the arena's cursor moves past them) and bumps a private
+//! cursor through them. On exit it drops its values and, if the arena has
+//! handed out nothing since the scope's first carve that is still held
+//! (its `bytes_allocated` is what it was right after the scope's last
+//! carve: a collection that grew and was freed again does not count),
+//! moves the arena back to where the scope's first carve started: full
+//! reuse at the cost of a few stores. Otherwise the scope's blocks are
+//! abandoned until the arena is rewound or reset.
+//!
+//! # Why bounded blocks
+//! A block is what the scope needs, at least the last scope's usage (so a
+//! loop of scopes takes one block per iteration), doubling as the scope
+//! grows: not the rest of the chunk. The arena's own allocations made
+//! while a scope is open then land after the block in the same chunk, and
+//! what an abandoned scope wastes is its own blocks, not a chunk per
+//! iteration (a loop of scopes that each leave an outer allocation behind
+//! once grew the arena by a doubling chunk per iteration).
+//!
+//! Nested scopes carve from the arena too, so the rule is the same at every
+//! depth: an inner scope that gives its blocks back leaves the arena where
+//! the outer scope's own carve left it.
 //!
 //! References handed out by a scope borrow the `&Scope` given to the
 //! closure, whose lifetime is higher-ranked: they cannot leave the closure.
@@ -50,18 +64,19 @@ use crate::typed::{self, Bump};
 pub struct Scope<'a> {
     arena: &'a Arena,
     cursor: Cursor,
+    /// Start of the block the cursor is in (null before the first carve):
+    /// a block before it is not the cursor's (the `Allocator` interface).
+    block_start: Cell<*mut u8>,
     drops: DropList,
-    /// The enclosing scope's cursor this scope carved from, if any (else it
-    /// carved from the arena's own cursor).
-    parent: Option<&'a Cursor>,
-    /// The window carved from `parent` on entry.
-    carved: (*mut u8, *mut u8),
-    /// Arena position to go back to on exit.
-    restore: Pos,
-    /// Arena position right after this scope's last carve.
-    expected: Cell<Pos>,
-    /// False once the arena handed out memory to someone else between two
-    /// carves of this scope: then memory before the last carve is not ours.
+    /// Arena position right before the first carve: where the exit moves
+    /// the arena back to (meaningless while `carved` is 0).
+    restore: Cell<Pos>,
+    /// The arena's `bytes_allocated` right after this scope's last carve.
+    expected_bytes: Cell<usize>,
+    /// Bytes carved so far.
+    carved: Cell<usize>,
+    /// False once the arena held memory for someone else between two
+    /// carves of this scope: then its memory after `restore` is not all ours.
     can_restore: Cell<bool>,
     /// Feature `stats`: allocations made through this scope, added to the
     /// arena's count when the scope ends (one local add per allocation
@@ -72,6 +87,9 @@ pub struct Scope<'a> {
     _marker: PhantomData<fn(&'a ()) -> &'a ()>,
 }
 
+/// The smallest block a scope carves.
+const MIN_CARVE: usize = 256;
+
 impl fmt::Debug for Scope<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
@@ -81,23 +99,16 @@ impl fmt::Debug for Scope<'_> {
 }
 
 impl<'a> Scope<'a> {
-    pub(crate) fn open(arena: &'a Arena, parent: Option<&'a Cursor>) -> Scope<'a> {
-        let restore = arena.pos();
-        let carved = parent.unwrap_or(arena.main_cursor()).take_all();
-        let expected = arena.pos();
-        arena.scope_opened(expected);
-        let cursor = Cursor::empty();
-        // SAFETY: the window was taken from its owner (`take_all` left the
-        // owner's window empty), so it is ours until we hand it back in `drop`.
-        unsafe { cursor.set(carved.0, carved.1) };
+    pub(crate) fn open(arena: &'a Arena) -> Scope<'a> {
+        arena.scope_opened();
         Scope {
             arena,
-            cursor,
+            cursor: Cursor::empty(),
+            block_start: Cell::new(core::ptr::null_mut()),
             drops: DropList::new(),
-            parent,
-            carved,
-            restore,
-            expected: Cell::new(expected),
+            restore: Cell::new(Pos::ZERO),
+            expected_bytes: Cell::new(0),
+            carved: Cell::new(0),
             can_restore: Cell::new(true),
             #[cfg(feature = "stats")]
             allocations: Cell::new(0),
@@ -233,7 +244,7 @@ impl<'a> Scope<'a> {
     /// });
     /// ```
     pub fn scope<R>(&self, f: impl FnOnce(&Scope<'_>) -> R) -> R {
-        let inner = Scope::open(self.arena, Some(&self.cursor));
+        let inner = Scope::open(self.arena);
         f(&inner)
     }
 
@@ -257,16 +268,27 @@ impl Bump for Scope<'_> {
     #[cold]
     #[inline(never)]
     fn alloc_slow(&self, layout: Layout) -> Result<(NonNull<u8>, Pending), AllocError> {
-        if self.arena.pos() != self.expected.get() {
-            // The arena handed out memory after our last carve: from now on
-            // the arena's memory between `restore` and here is not all ours.
+        let arena = self.arena;
+        let carved = self.carved.get();
+        if carved == 0 {
+            self.restore.set(arena.pos());
+        } else if arena.bytes_allocated() != self.expected_bytes.get() {
+            // The arena holds memory for someone else after our last carve:
+            // from now on its memory after `restore` is not all ours.
             self.can_restore.set(false);
         }
-        let ((start, end), pending) = self.arena.take_block(layout)?;
-        let held = self.arena.pos();
-        self.expected.set(held);
-        self.arena.scope_holds(held);
-        // SAFETY: the block was taken from the arena's cursor, which now
+        // The first block: what the last scope used; then doubling.
+        let want = if carved == 0 {
+            arena.scope_hint().max(MIN_CARVE)
+        } else {
+            carved
+        };
+        let ((start, end), pending) = arena.carve(layout, want)?;
+        self.carved.set(carved + (end.addr() - start.addr()));
+        self.expected_bytes.set(arena.bytes_allocated());
+        arena.scope_holds(arena.pos());
+        self.block_start.set(start);
+        // SAFETY: the block was carved from the arena's cursor, which now
         // starts past it, so nobody else will hand it out while we live.
         unsafe { self.cursor.set(start, end) };
         let block = self
@@ -274,8 +296,8 @@ impl Bump for Scope<'_> {
             .bump(layout)
             .expect("arena-b: a block chosen for a layout must fit it");
         // The caller reports `pending` once its value is in place; the sink
-        // (user code) may then allocate in the arena: that moves the arena
-        // past `expected`, and this scope will not give back.
+        // (user code) may then allocate in the arena: that changes its
+        // `bytes_allocated`, and this scope will not give back.
         Ok((block, pending))
     }
 
@@ -305,29 +327,20 @@ impl Drop for Scope<'_> {
                 let arena = scope.arena;
                 #[cfg(feature = "stats")]
                 arena.count_allocs(scope.allocations.get());
-                if let Some(parent) = scope.parent {
-                    let (start, end) = scope.carved;
-                    if parent.ptr() == end && parent.end() == end {
-                        // SAFETY: the parent has not allocated since we carved
-                        // `[start, end)` from it, and our values there are dead.
-                        unsafe { parent.set_ptr(start) };
-                        // SAFETY: as above: `[start, end)` is freed memory of
-                        // one chunk of the arena, carved with its provenance.
-                        #[cfg(feature = "debug")]
-                        unsafe {
-                            arena.poison_scope_block(start, end)
-                        };
-                    }
-                }
-                let expected = scope.expected.get();
-                let restored = (scope.can_restore.get()
-                    && expected != scope.restore
-                    && arena.pos() == expected)
-                    .then(|| {
-                        arena.scope_rewind(scope.restore);
-                        scope.restore
-                    });
+                let carved = scope.carved.get();
+                let mut pending = Pending(None);
+                let restored = (carved > 0
+                    && scope.can_restore.get()
+                    && arena.bytes_allocated() == scope.expected_bytes.get())
+                .then(|| {
+                    pending = arena.scope_rewind(scope.restore.get());
+                    scope.restore.get()
+                });
+                // The next scope's first block: what this one used.
+                arena.set_scope_hint(carved - scope.cursor.remaining());
                 arena.scope_closed(restored);
+                // The books are closed: now the sink (user code) may run.
+                arena.report(pending);
             }
         }
         let give_back = GiveBack(self);
@@ -335,5 +348,15 @@ impl Drop for Scope<'_> {
         // (they borrow the `&Scope` of the closure, which has returned).
         unsafe { self.drops.run_until(core::ptr::null_mut()) };
         drop(give_back);
+    }
+}
+
+impl Scope<'_> {
+    /// Resizes the last block of the scope's cursor in place (the
+    /// `Allocator` interface).
+    #[inline]
+    pub(crate) fn resize_last(&self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> bool {
+        self.cursor
+            .resize_last(self.block_start.get(), ptr, old_size, new_size)
     }
 }

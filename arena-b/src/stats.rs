@@ -113,7 +113,7 @@ pub enum DiagnosticEvent {
         /// Bytes that were asked for.
         requested: usize,
         /// Why it failed.
-        reason: String,
+        reason: crate::VirtualMemoryError,
     },
 }
 

@@ -50,6 +50,46 @@ use crate::error::AllocError;
 use crate::scope::Scope;
 use crate::stats::ArenaStats;
 
+/// What the threads share, in one box: the list of parts and the limit
+/// they take their chunks' bytes from.
+struct Shared {
+    /// Newest shard first.
+    head: AtomicPtr<Shard>,
+    /// `allocation_limit`, counted over every part (`None`: no limit).
+    /// Parts reach it through a [`LimitRef`] in their config.
+    limit: Option<SharedLimit>,
+}
+
+/// A part's access to its `SyncArena`'s shared limit.
+///
+/// It points into the `SyncArena`'s boxed [`Shared`], whose address never
+/// changes, and which outlives every part: parts are dropped only by the
+/// `SyncArena` (its drop, `reset_and_shrink`) before its fields are.
+#[derive(Clone, Copy)]
+pub(crate) struct LimitRef(NonNull<SharedLimit>);
+
+// SAFETY: `SharedLimit` is `Sync` (atomics); a `LimitRef` is a shared
+// reference to one that lives as long as every holder (see above).
+unsafe impl Send for LimitRef {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for LimitRef {}
+
+impl core::ops::Deref for LimitRef {
+    type Target = SharedLimit;
+
+    fn deref(&self) -> &SharedLimit {
+        // SAFETY: the `SharedLimit` outlives every holder of this reference
+        // (see the type's docs) and is only ever accessed through `&`.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl fmt::Debug for LimitRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 /// One thread's sub-arena.
 struct Shard {
     /// Only ever used by the thread `owner` (through the thread-local cache
@@ -107,7 +147,7 @@ pub struct SyncArena {
     /// loading it for every thread-cache check (17 instructions per `u64`
     /// allocation instead of 18, `scripts/callgrind-hot-path`). Keep every
     /// other field free of `Cell`s and atomics for the same reason.
-    head: Box<AtomicPtr<Shard>>,
+    shared: Box<Shared>,
     config: Config,
     /// Feature `lockfree`: a shared buffer that serves small allocations
     /// while enabled (`ArenaBuilder::lockfree_buffer`).
@@ -143,30 +183,50 @@ impl Default for SyncArena {
 }
 
 impl SyncArena {
-    /// An empty shared arena with the default settings. Allocates one word
-    /// (the shard list's head); no memory for values until a thread
+    /// An empty shared arena with the default settings. Allocates a few
+    /// words (the list of parts); no memory for values until a thread
     /// allocates.
     pub fn new() -> SyncArena {
         crate::ArenaBuilder::new().build_sync()
     }
 
-    pub(crate) fn from_config(mut config: Config) -> SyncArena {
+    pub(crate) fn from_config(mut config: Config) -> Result<SyncArena, crate::BuildError> {
+        let out_of_memory = |bytes| {
+            crate::BuildError::new(crate::error::BuildReason::Memory {
+                what: "a SyncArena",
+                bytes,
+            })
+        };
         // The limit bounds all threads' parts together, not each one.
-        if let Some(limit) = config.allocation_limit.take() {
-            config.shared_limit = Some(std::sync::Arc::new(SharedLimit::new(limit)));
-        }
-        SyncArena {
+        let shared = Shared {
+            head: AtomicPtr::new(ptr::null_mut()),
+            limit: config.allocation_limit.take().map(SharedLimit::new),
+        };
+        let shared =
+            crate::chunk::try_box(shared).ok_or(out_of_memory(core::mem::size_of::<Shared>()))?;
+        config.shared_limit = shared.limit.as_ref().map(|l| LimitRef(NonNull::from(l)));
+        #[cfg(feature = "lockfree")]
+        let lockfree =
+            match config.lockfree_buffer {
+                Some((bytes, max)) => {
+                    let buffer = crate::LockFreeAllocator::try_with_max_size(bytes, max)?;
+                    Some(crate::chunk::try_box(buffer).ok_or(out_of_memory(
+                        core::mem::size_of::<crate::LockFreeAllocator>(),
+                    ))?)
+                }
+                None => None,
+            };
+        Ok(SyncArena {
             id: next_arena_id(),
-            head: Box::new(AtomicPtr::new(ptr::null_mut())),
+            shared,
             #[cfg(feature = "lockfree")]
-            lockfree: config
-                .lockfree_buffer
-                .map(|(bytes, max)| Box::new(crate::LockFreeAllocator::with_max_size(bytes, max))),
+            lockfree,
             config,
-        }
+        })
     }
 
-    /// This thread's sub-arena.
+    /// This thread's sub-arena (made on first use; if the system cannot
+    /// give the few words that takes, `handle_alloc_error`).
     #[inline(always)]
     pub(crate) fn local(&self) -> &Arena {
         let (id, shard) = LAST.with(Cell::get);
@@ -177,50 +237,78 @@ impl SyncArena {
             // which changes the id before freeing them.
             unsafe { &(*shard).arena }
         } else {
+            self.local_slow_or_fail()
+        }
+    }
+
+    /// This thread's sub-arena, or the error of making it.
+    #[inline(always)]
+    pub(crate) fn try_local(&self) -> Result<&Arena, AllocError> {
+        let (id, shard) = LAST.with(Cell::get);
+        if id == self.id {
+            // SAFETY: as in `local`.
+            Ok(unsafe { &(*shard).arena })
+        } else {
             self.local_slow()
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn local_slow(&self) -> &Arena {
+    #[track_caller]
+    fn local_slow_or_fail(&self) -> &Arena {
+        match self.local_slow() {
+            Ok(arena) => arena,
+            Err(e) => crate::typed::fail(e, Some(Layout::new::<Shard>())),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn local_slow(&self) -> Result<&Arena, AllocError> {
         let me = thread::current().id();
         // Compare owners through raw pointers, not references: the pointer
         // cached below must keep the provenance of the list itself (from
         // `Box::into_raw`), not that of a shared reference, which `reset`'s
         // access through that provenance would invalidate.
-        let shard = self
+        let found = self
             .shard_ptrs()
             // SAFETY: `owner` of a published shard never changes (see
             // `shard_ptrs`).
-            .find(|&p| unsafe { (*p).owner } == me)
-            .unwrap_or_else(|| self.register(me));
+            .find(|&p| unsafe { (*p).owner } == me);
+        let shard = match found {
+            Some(shard) => shard,
+            None => self.register(me)?,
+        };
         LAST.with(|c| c.set((self.id, shard)));
         // SAFETY: `shard` is a published shard of this arena owned by this
         // thread; shards live until the arena is dropped or shrunk, both of
         // which need `&mut self`.
-        unsafe { &(*shard).arena }
+        Ok(unsafe { &(*shard).arena })
     }
 
-    /// Publishes a new shard for thread `owner`.
-    fn register(&self, owner: ThreadId) -> *mut Shard {
-        let arena = Arena::from_config(self.config.clone(), 0)
-            .expect("arena-b: a sub-arena without a reserve cannot fail to build");
-        let shard = Box::into_raw(Box::new(Shard {
+    /// Publishes a new shard for thread `owner`; an error if the system
+    /// allocator cannot give its few words.
+    fn register(&self, owner: ThreadId) -> Result<*mut Shard, AllocError> {
+        let arena = Arena::from_config(self.config.clone(), 0)?;
+        let shard = crate::chunk::try_box(Shard {
             arena,
             owner,
             next: ptr::null_mut(),
-        }));
-        let mut head = self.head.load(Ordering::Acquire);
+        })
+        .ok_or(AllocError::out_of_memory(
+            core::mem::size_of::<Shard>(),
+            core::mem::size_of::<Shard>(),
+        ))?;
+        let shard = Box::into_raw(shard);
+        let head = &self.shared.head;
+        let mut next = head.load(Ordering::Acquire);
         loop {
             // SAFETY: `shard` is ours until the CAS below publishes it.
-            unsafe { (*shard).next = head };
-            match self
-                .head
-                .compare_exchange_weak(head, shard, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return shard,
-                Err(now) => head = now,
+            unsafe { (*shard).next = next };
+            match head.compare_exchange_weak(next, shard, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(shard),
+                Err(now) => next = now,
             }
         }
     }
@@ -234,7 +322,7 @@ impl SyncArena {
     /// `owner` and `next` never change, and they live until the arena is
     /// dropped or `reset_and_shrink` frees them (both need `&mut self`).
     fn shard_ptrs(&self) -> impl Iterator<Item = *mut Shard> {
-        let mut next = self.head.load(Ordering::Acquire);
+        let mut next = self.shared.head.load(Ordering::Acquire);
         core::iter::from_fn(move || {
             let shard = next;
             if shard.is_null() {
@@ -287,7 +375,7 @@ impl SyncArena {
                 return Ok(unsafe { write_value(p, value) });
             }
         }
-        self.local().try_alloc(value)
+        self.try_local()?.try_alloc(value)
     }
 
     /// Moves `value` into the arena without registering its destructor
@@ -358,7 +446,7 @@ impl SyncArena {
         if let Some(p) = self.shared_first(layout) {
             return Ok(p);
         }
-        self.local().try_alloc_layout(layout)
+        self.try_local()?.try_alloc_layout(layout)
     }
 
     /// Feature `lockfree`: memory from the shared lock-free buffer, if the
@@ -447,7 +535,7 @@ impl SyncArena {
         let mut shards = self.shard_ptrs();
         // Unlink first: if a destructor panics, the rest are leaked, never
         // freed twice.
-        self.head.store(ptr::null_mut(), Ordering::Relaxed);
+        self.shared.head.store(ptr::null_mut(), Ordering::Relaxed);
         for shard in &mut shards {
             // SAFETY: we own every shard (made by `Box::into_raw`, freed
             // once, here, after `shard_ptrs` has read its `next`); `&mut

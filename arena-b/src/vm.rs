@@ -18,6 +18,8 @@
 //! This module holds the system calls (through `rustix`); the arena keeps
 //! the region as its first chunk (see `chunk::RawChunk::reserve_virtual`).
 
+pub(crate) use crate::error::VirtualMemoryError;
+
 /// Granularity of commits and decommits.
 #[cfg(all(unix, not(miri)))]
 pub(crate) fn page_size() -> usize {
@@ -31,7 +33,7 @@ pub(crate) fn page_size() -> usize {
 
 /// Reserves `len` bytes of address space, inaccessible until committed.
 #[cfg(all(unix, not(miri)))]
-pub(crate) fn reserve(len: usize) -> Result<core::ptr::NonNull<u8>, String> {
+pub(crate) fn reserve(len: usize) -> Result<core::ptr::NonNull<u8>, VirtualMemoryError> {
     use rustix::mm::{mmap_anonymous, MapFlags, ProtFlags};
     // SAFETY: a fresh anonymous private mapping at an address the kernel
     // picks touches no existing memory.
@@ -43,14 +45,16 @@ pub(crate) fn reserve(len: usize) -> Result<core::ptr::NonNull<u8>, String> {
             MapFlags::PRIVATE | MapFlags::NORESERVE,
         )
     }
-    .map_err(|e| format!("mmap of {len} bytes failed: {e}"))?;
-    core::ptr::NonNull::new(ptr.cast()).ok_or_else(|| "mmap returned null".to_string())
+    .map_err(|e| VirtualMemoryError::new("mmap", len, Some(e.raw_os_error())))?;
+    core::ptr::NonNull::new(ptr.cast()).ok_or(VirtualMemoryError::new("mmap", len, None))
 }
 
 #[cfg(not(all(unix, not(miri))))]
-pub(crate) fn reserve(len: usize) -> Result<core::ptr::NonNull<u8>, String> {
-    Err(format!(
-        "reserving {len} bytes of virtual memory is not supported on this target"
+pub(crate) fn reserve(len: usize) -> Result<core::ptr::NonNull<u8>, VirtualMemoryError> {
+    Err(VirtualMemoryError::new(
+        "mmap (not supported on this target)",
+        len,
+        None,
     ))
 }
 

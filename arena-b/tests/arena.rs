@@ -883,6 +883,36 @@ fn allocator_give_back_makes_later_checkpoints_stale() {
     assert_eq!(keep.as_str(), "keep me");
 }
 
+/// Review finding: a checkpoint refused after a collection in the arena
+/// shrank in place or was freed as the last block got a message that named
+/// only rewinds, scope exits and resets.
+#[test]
+fn the_refusal_after_an_allocator_shrink_or_free_says_so() {
+    use allocator_api2::vec::Vec as AVec;
+    for shrink in [true, false] {
+        let arena = Arena::new();
+        let mut v: AVec<u8, &Arena> = AVec::with_capacity_in(256, &arena);
+        v.push(1);
+        let cp = arena.checkpoint();
+        if shrink {
+            v.shrink_to_fit(); // in place: the position moves back below `cp`
+        } else {
+            drop(v);
+        }
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: refused (the arena went back past `cp`).
+            unsafe { arena.rewind_to_checkpoint(cp) };
+        }))
+        .unwrap_err();
+        let message = payload.downcast_ref::<&str>().copied().unwrap_or_default();
+        assert!(
+            message.contains("stale")
+                && message.contains("`Allocator` deallocation or in-place shrink"),
+            "{message}"
+        );
+    }
+}
+
 #[test]
 fn a_sink_that_allocates_cannot_make_a_scope_free_its_value() {
     thread_local! {
