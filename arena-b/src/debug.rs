@@ -29,6 +29,7 @@
 
 use core::fmt;
 
+use crate::arena::{Arena, Pos};
 use crate::owner_cell::OwnerCell;
 
 /// The byte freed arena memory is filled with under feature `debug`.
@@ -194,4 +195,149 @@ pub(crate) unsafe fn check_poison(start: *const u8, end: *const u8) -> Option<(u
     let first = bytes.iter().position(|&b| b != POISON)?;
     let bad = bytes[first..].iter().filter(|&&b| b != POISON).count();
     Some((first, bad))
+}
+
+// ----- `Arena`'s feature `debug` methods -------------------------------------
+
+impl Arena {
+    /// Feature `debug`: checks that freed memory (everything a rewind, scope
+    /// exit, reset or `Allocator` deallocation gave back and that has not
+    /// been handed out again) still holds the [`POISON`](crate::POISON)
+    /// pattern, that is, nobody wrote through a reference that outlived its
+    /// memory.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// let cp = arena.checkpoint();
+    /// let stale: *mut u64 = arena.alloc(1u64);
+    /// // SAFETY: `stale` is not used again... except below, on purpose.
+    /// unsafe { arena.rewind_to_checkpoint(cp) };
+    /// assert_eq!(unsafe { stale.cast::<u8>().read() }, arena_b::POISON);
+    /// unsafe { stale.write(7) }; // a write after rewind
+    /// let err = arena.validate().unwrap_err();
+    /// assert_eq!(err.bytes, 8);
+    /// assert_eq!(arena.debug_stats().detections, 1);
+    /// ```
+    #[cfg(feature = "debug")]
+    pub fn validate(&self) -> Result<(), crate::debug::Corruption> {
+        self.debug.checks.add(1);
+        let chunks = self.chunks.borrow();
+        let current = self.current.get();
+        let here = self.cursor.ptr();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let from = match i.cmp(&current) {
+                _ if here.is_null() => chunk.start(),
+                core::cmp::Ordering::Less => chunk.start().wrapping_add(chunk.used),
+                core::cmp::Ordering::Equal => here,
+                core::cmp::Ordering::Greater => chunk.start(),
+            };
+            if chunk.poisoned_to <= from.addr() {
+                continue;
+            }
+            let to = from.with_addr(chunk.poisoned_to);
+            // SAFETY: `[from, to)` is inside this chunk (`poisoned_to` never
+            // passes its end) and freed: nothing hands it out while we read
+            // (`&self` on a `!Sync` arena, and no callback runs here).
+            if let Some((first, bytes)) = unsafe { crate::debug::check_poison(from, to) } {
+                self.debug.detections.add(1);
+                return Err(crate::debug::Corruption {
+                    chunk: i,
+                    offset: from.addr() - chunk.start().addr() + first,
+                    bytes,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Feature `debug`: counters of checks, detections and leak reports.
+    /// See [`validate`](Self::validate).
+    #[cfg(feature = "debug")]
+    pub fn debug_stats(&self) -> crate::debug::DebugStats {
+        self.debug.stats()
+    }
+
+    /// Feature `debug`: what the arena still holds (memory never rewound,
+    /// reset or freed by a scope), or `None` if it holds nothing. With
+    /// [`ArenaBuilder::debug_backtrace`](crate::ArenaBuilder::debug_backtrace),
+    /// the report says where the allocations that opened each chunk in use
+    /// came from. See [`LeakReport`](crate::LeakReport).
+    #[cfg(feature = "debug")]
+    pub fn leak_report(&self) -> Option<crate::debug::LeakReport> {
+        let bytes = self.bytes_allocated();
+        let values_pending_drop = self.drops.count();
+        if bytes == 0 && values_pending_drop == 0 && self.open_scopes.get() == 0 {
+            return None;
+        }
+        self.debug.leak_reports.add(1);
+        let chunks = self.chunks.borrow();
+        let in_use = if self.chunk_start.get().is_null() {
+            0
+        } else {
+            self.current.get() + 1
+        };
+        let backtraces = chunks[..in_use]
+            .iter()
+            .filter_map(|c| c.opened_at.clone())
+            .collect();
+        Some(crate::debug::LeakReport {
+            bytes,
+            values_pending_drop,
+            chunks: in_use,
+            open_scopes: self.open_scopes.get(),
+            backtraces,
+        })
+    }
+
+    /// The debug counters, read from another thread (a `SyncArena`).
+    #[cfg(feature = "debug")]
+    pub(crate) fn debug_stats_shared(&self) -> crate::debug::DebugStats {
+        self.debug.stats()
+    }
+
+    /// Fills with poison everything between `to` and the current position
+    /// (it is being freed), across chunks.
+    #[cfg(feature = "debug")]
+    #[cold]
+    pub(crate) fn poison_freed(&self, to: Pos) {
+        let here = self.cursor.ptr();
+        if here.is_null() {
+            return;
+        }
+        let current = self.current.get();
+        let mut chunks = self.chunks.borrow_mut();
+        let mut total = 0;
+        for i in to.chunk..=current {
+            let chunk = &mut chunks[i];
+            let start = if i == to.chunk && !to.ptr.is_null() {
+                to.ptr
+            } else {
+                chunk.start()
+            };
+            let end = if i == current {
+                here
+            } else {
+                chunk.start().wrapping_add(chunk.used)
+            };
+            // SAFETY: `[start, end)` is the part of chunk `i` between the
+            // position being returned to and the current one: inside the
+            // chunk, with the chunk's provenance (`to.ptr` and `here` derive
+            // from it), and freed by the caller.
+            let bytes = unsafe { crate::debug::poison(start, end) };
+            if bytes > 0 {
+                chunk.poisoned_to = chunk.poisoned_to.max(end.addr());
+            }
+            total += bytes;
+        }
+        drop(chunks);
+        self.debug.poisoned.add(total);
+    }
+
+    /// Records a poisoned range ending at `end` in chunk `index`.
+    #[cfg(feature = "debug")]
+    pub(crate) fn note_poisoned(&self, index: usize, end: usize, bytes: usize) {
+        let mut chunks = self.chunks.borrow_mut();
+        chunks[index].poisoned_to = chunks[index].poisoned_to.max(end);
+        self.debug.poisoned.add(bytes);
+    }
 }

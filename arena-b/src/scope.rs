@@ -35,6 +35,7 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
+use crate::arena::Growth;
 use crate::arena::{Arena, Pending, Pos};
 use crate::cursor::Cursor;
 use crate::drop_list::DropList;
@@ -358,5 +359,119 @@ impl Scope<'_> {
     pub(crate) fn resize_last(&self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> bool {
         self.cursor
             .resize_last(self.block_start.get(), ptr, old_size, new_size)
+    }
+}
+
+// ----- the arena's side of scopes ------------------------------------------
+
+impl Arena {
+    /// Runs `f` with a [`Scope`]: everything allocated through the scope is
+    /// freed (destructors run) when `f` returns or unwinds.
+    ///
+    /// The scope's references cannot escape `f` (they borrow a lifetime that
+    /// only exists inside it), and the arena stays usable inside `f`: what
+    /// the arena hands out meanwhile is not freed by the scope. Scopes nest.
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// let outer = arena.alloc(1u64);
+    /// let sum = arena.scope(|scope| {
+    ///     let temp = scope.alloc_slice_fill_iter(0..100u32);
+    ///     temp.iter().sum::<u32>()
+    /// });
+    /// assert_eq!(sum, 4950);
+    /// assert_eq!(*outer, 1);
+    /// ```
+    pub fn scope<R>(&self, f: impl FnOnce(&Scope<'_>) -> R) -> R {
+        let scope = Scope::open(self);
+        f(&scope)
+    }
+
+    /// A scope opens (it holds nothing until its first carve).
+    pub(crate) fn scope_opened(&self) {
+        self.open_scopes.set(self.open_scopes.get() + 1);
+    }
+
+    /// An open scope holds memory up to `held`. Checkpoints taken before
+    /// now need the precise check from here on.
+    pub(crate) fn scope_holds(&self, held: Pos) {
+        self.epoch.set(self.epoch.get() + 1);
+        if held > self.scope_high.get() {
+            self.scope_high.set(held);
+        }
+    }
+
+    /// A scope closed; if it gave memory back down to `restored`, no open
+    /// scope holds anything above that.
+    pub(crate) fn scope_closed(&self, restored: Option<Pos>) {
+        let open = self.open_scopes.get() - 1;
+        self.open_scopes.set(open);
+        if open == 0 {
+            self.scope_high.set(Pos::ZERO);
+        } else if let Some(pos) = restored {
+            if pos < self.scope_high.get() {
+                self.scope_high.set(pos);
+            }
+        }
+    }
+
+    /// A scope's exit gives the arena back everything after `pos`. The
+    /// diagnostics event comes back for the scope to report once it has
+    /// closed its own books (`scope_closed`).
+    pub(crate) fn scope_rewind(&self, pos: Pos) -> Pending {
+        self.note_peak();
+        let decommitted = self.move_to(pos);
+        self.record_rewind(self.pos());
+        self.counters.rewinds.add(1);
+        decommitted
+    }
+
+    /// Hands a scope a block of the arena: room for `layout` at its
+    /// (aligned) start, and up to `want` bytes in all if the current chunk
+    /// has them; a chunk where `want` fits if `layout` does not fit here.
+    /// The caller reports the returned [`Pending`] event once its own state
+    /// is consistent.
+    ///
+    /// A bounded block, not the rest of the chunk: the arena's own
+    /// allocations made while the scope is open then fit after it, in the
+    /// same chunk, instead of each scope forcing the arena into a new one.
+    pub(crate) fn carve(
+        &self,
+        layout: Layout,
+        want: usize,
+    ) -> Result<((*mut u8, *mut u8), Pending), AllocError> {
+        let padding = |ptr: *mut u8| ptr.addr().wrapping_neg() & (layout.align() - 1);
+        let pending = if self.chunk_start.get().is_null()
+            || padding(self.cursor.ptr()) + layout.size() > self.cursor.remaining()
+        {
+            let wanted = Layout::from_size_align(want.max(layout.size()), layout.align())
+                .map_err(|_| AllocError::overflow())?;
+            self.grow(wanted, Growth::Policy)?
+        } else {
+            Pending(None)
+        };
+        let ptr = self.cursor.ptr();
+        let start = padding(ptr);
+        let size = layout.size().max(want.min(self.cursor.remaining() - start));
+        // SAFETY: `start + size <= remaining` (the chunk fits `layout` after
+        // the padding, and `size` is at most what is left), so both
+        // pointers stay inside the current chunk's free window, which the
+        // scope owns once the cursor has moved past it.
+        unsafe {
+            let block = ptr.add(start);
+            self.cursor.set_ptr(block.add(size));
+            Ok(((block, block.add(size)), pending))
+        }
+    }
+
+    /// How many bytes the last scope of this arena used: the first block
+    /// the next one asks for (a loop of scopes then takes one block per
+    /// iteration).
+    pub(crate) fn scope_hint(&self) -> usize {
+        self.scope_hint.get()
+    }
+
+    pub(crate) fn set_scope_hint(&self, bytes: usize) {
+        self.scope_hint.set(bytes);
     }
 }

@@ -225,3 +225,25 @@ impl<'a> ThreadSlab<'a> {
         &self.lists
     }
 }
+
+// ----- `Arena`'s feature `slab` methods --------------------------------------
+
+impl Arena {
+    /// Feature `slab`: how often blocks given back through the `Allocator`
+    /// interface were reused (see [`SlabStats`](crate::SlabStats)).
+    #[cfg(feature = "slab")]
+    pub fn slab_stats(&self) -> crate::slab::SlabStats {
+        self.slab.stats()
+    }
+
+    #[cfg(feature = "slab")]
+    pub(crate) fn slab(&self) -> &crate::slab::FreeLists {
+        &self.slab
+    }
+
+    #[cfg(feature = "slab")]
+    #[inline]
+    pub(crate) fn slab_generation(&self) -> u64 {
+        self.slab_generation.get()
+    }
+}

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::arena::Arena;
+
 /// A snapshot of an arena's counters, from [`Arena::stats`](crate::Arena::stats).
 ///
 /// Everything here is kept off the allocation fast path. What would cost on
@@ -149,5 +151,164 @@ impl fmt::Debug for SinkDebug<'_> {
         } else {
             "None"
         })
+    }
+}
+
+// ----- an arena's telemetry ---------------------------------------------------
+
+impl Arena {
+    /// Bytes handed out and not yet freed (padding and drop headers
+    /// included; memory held by an open scope counts too).
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// arena.alloc(0u64);
+    /// assert_eq!(arena.bytes_allocated(), 8);
+    /// ```
+    #[inline]
+    pub fn bytes_allocated(&self) -> usize {
+        let start = self.chunk_start.get();
+        if start.is_null() {
+            return 0;
+        }
+        self.used_before.get() + (self.cursor.ptr().addr() - start.addr())
+    }
+
+    /// Total bytes of the chunks the arena owns.
+    ///
+    /// ```
+    /// assert_eq!(arena_b::Arena::with_capacity(4096).capacity(), 4096);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.counters.capacity.get()
+    }
+
+    /// Capacity and use of every chunk, in allocation order (free chunks,
+    /// kept for reuse, last with `used == 0`).
+    ///
+    /// ```
+    /// let arena = arena_b::Arena::new();
+    /// arena.alloc(1u8);
+    /// assert_eq!(arena.chunk_usage()[0].used, 1);
+    /// ```
+    pub fn chunk_usage(&self) -> Vec<ChunkUsage> {
+        let chunks = self.chunks.borrow();
+        let current = self.current.get();
+        let here = self.pos();
+        if here.ptr.is_null() {
+            return chunks
+                .iter()
+                .map(|c| ChunkUsage {
+                    capacity: c.capacity(),
+                    used: 0,
+                })
+                .collect();
+        }
+        chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ChunkUsage {
+                capacity: c.capacity(),
+                used: match i.cmp(&current) {
+                    core::cmp::Ordering::Less => c.used,
+                    core::cmp::Ordering::Equal => here.ptr.addr() - c.start().addr(),
+                    core::cmp::Ordering::Greater => 0,
+                },
+            })
+            .collect()
+    }
+
+    /// [`capacity`](Self::capacity) for a reader on another thread.
+    pub(crate) fn capacity_shared(&self) -> usize {
+        self.counters.capacity.get()
+    }
+
+    /// Restarts [`ArenaStats::peak_bytes`] from the bytes allocated now.
+    ///
+    /// ```
+    /// let mut arena = arena_b::Arena::new();
+    /// arena.alloc([0u8; 1000]);
+    /// arena.reset();
+    /// arena.reset_peak();
+    /// assert_eq!(arena.stats().peak_bytes, 0);
+    /// ```
+    pub fn reset_peak(&self) {
+        self.counters.peak.set(self.bytes_allocated());
+    }
+
+    /// A snapshot of the arena's counters.
+    ///
+    /// ```
+    /// let mut arena = arena_b::Arena::new();
+    /// arena.alloc(1u32);
+    /// arena.reset();
+    /// let stats = arena.stats();
+    /// assert_eq!(stats.resets, 1);
+    /// assert!(stats.peak_bytes >= 4);
+    /// ```
+    pub fn stats(&self) -> ArenaStats {
+        self.note_peak();
+        self.stats_shared()
+    }
+
+    /// The counters, read without writing anything: callable (by a
+    /// `SyncArena`) from a thread that does not own this arena.
+    pub(crate) fn stats_shared(&self) -> ArenaStats {
+        let bytes_allocated = self.bytes_allocated_shared();
+        ArenaStats {
+            bytes_allocated,
+            capacity: self.counters.capacity.get(),
+            chunks: self.counters.chunks.get(),
+            peak_bytes: self.counters.peak.get().max(bytes_allocated),
+            rewinds: self.counters.rewinds.get() as u64,
+            resets: self.counters.resets.get() as u64,
+            wasted_tail_bytes: self.counters.wasted.get(),
+            #[cfg(feature = "stats")]
+            allocations: Some(self.counters.allocations.get() as u64),
+            #[cfg(not(feature = "stats"))]
+            allocations: None,
+        }
+    }
+
+    /// [`bytes_allocated`](Self::bytes_allocated) for a reader on another
+    /// thread: retries while the owner is moving to another chunk, so the
+    /// three fields it reads belong together.
+    pub(crate) fn bytes_allocated_shared(&self) -> usize {
+        use core::sync::atomic::{fence, Ordering};
+        loop {
+            let before = self.chunk_seq.get();
+            if before % 2 == 1 {
+                core::hint::spin_loop();
+                continue;
+            }
+            fence(Ordering::Acquire);
+            let start = self.chunk_start.get();
+            let used = self.used_before.get();
+            let ptr = self.cursor.ptr();
+            fence(Ordering::Acquire);
+            if self.chunk_seq.get() == before {
+                return if start.is_null() {
+                    0
+                } else {
+                    used + ptr.addr().saturating_sub(start.addr())
+                };
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn note_peak(&self) {
+        let now = self.bytes_allocated();
+        if now > self.counters.peak.get() {
+            self.counters.peak.set(now);
+        }
+    }
+}
+
+impl Arena {
+    /// Adds the allocations a scope made (feature `stats`).
+    #[cfg(feature = "stats")]
+    pub(crate) fn count_allocs(&self, n: usize) {
+        self.counters.allocations.add(n);
     }
 }
