@@ -97,7 +97,7 @@ impl Blocks for ArenaBlocks<'_> {
                 return Ok(block);
             }
         }
-        typed::try_alloc_layout(self.arena, layout)
+        typed::raw(self.arena, layout, typed::Mode::Allocator)
     }
 
     #[inline(always)]
@@ -123,7 +123,7 @@ impl Blocks for ArenaBlocks<'_> {
 impl Blocks for Scope<'_> {
     #[inline(always)]
     fn alloc_block(&self, layout: Layout) -> Result<NonNull<u8>, crate::AllocError> {
-        typed::try_alloc_layout(self, layout)
+        typed::raw(self, layout, typed::Mode::Allocator)
     }
 
     #[inline(always)]
@@ -132,14 +132,13 @@ impl Blocks for Scope<'_> {
     }
 }
 
-/// The `Allocator` interface's answer to a refusal: under
-/// [`LimitPolicy::Unwind`](crate::LimitPolicy::Unwind) a limit refusal
-/// unwinds (collections would turn the error into an abort), else it is
-/// the error.
+/// The `Allocator` interface's answer to a refusal. (Under
+/// [`LimitPolicy::Unwind`](crate::LimitPolicy::Unwind) a limit refusal has
+/// already unwound in the slow path, since collections would turn the error
+/// into an abort; what reaches here is the error.)
 #[cold]
 #[inline(never)]
-pub(crate) fn refuse(err: crate::AllocError) -> AllocError {
-    crate::limit::unwind_if_set(&err, true);
+pub(crate) fn refuse(_err: crate::AllocError) -> AllocError {
     AllocError
 }
 
@@ -244,10 +243,73 @@ pub(crate) unsafe fn shrink<B: Blocks>(
 /// `allocator_api2::alloc::AllocError`, except in `deallocate`, where a
 /// failure to make the owner leaves the block alone).
 ///
+/// The second form, `impl [..] for Type, to |this| expr`, forwards to the
+/// allocator `expr` (a handle type, such as `arena-tower`'s `RequestArena`,
+/// to the arena it holds).
+///
 /// One definition, so that the five methods of every allocator type cannot
-/// drift apart. Used here and, through the public macro
-/// `__forward_allocator`, by `arena-tower`'s `RequestArena`.
-macro_rules! forward_allocator {
+/// drift apart. Exported (hidden) for `arena-tower`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __forward_allocator {
+    ($(#[$attr:meta])* impl [$($gen:tt)*] for $ty:ty, to |$this:ident| $target:expr) => {
+        $(#[$attr])*
+        // SAFETY: every call goes to the `Allocator` implementation of
+        // `$target`, whose blocks the invocation says stay valid while the
+        // handle does.
+        unsafe impl<$($gen)*> $crate::allocator_api2::alloc::Allocator for &$ty {
+            #[inline]
+            fn allocate(
+                &self,
+                layout: core::alloc::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, $crate::allocator_api2::alloc::AllocError> {
+                let $this: &$ty = self;
+                $crate::allocator_api2::alloc::Allocator::allocate(&$target, layout)
+            }
+
+            #[inline]
+            unsafe fn deallocate(&self, ptr: core::ptr::NonNull<u8>, layout: core::alloc::Layout) {
+                let $this: &$ty = self;
+                // SAFETY: forwarded from the caller.
+                unsafe { $crate::allocator_api2::alloc::Allocator::deallocate(&$target, ptr, layout) }
+            }
+
+            unsafe fn grow(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old_layout: core::alloc::Layout,
+                new_layout: core::alloc::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, $crate::allocator_api2::alloc::AllocError> {
+                let $this: &$ty = self;
+                // SAFETY: forwarded from the caller.
+                unsafe { $crate::allocator_api2::alloc::Allocator::grow(&$target, ptr, old_layout, new_layout) }
+            }
+
+            unsafe fn grow_zeroed(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old_layout: core::alloc::Layout,
+                new_layout: core::alloc::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, $crate::allocator_api2::alloc::AllocError> {
+                let $this: &$ty = self;
+                // SAFETY: forwarded from the caller.
+                unsafe {
+                    $crate::allocator_api2::alloc::Allocator::grow_zeroed(&$target, ptr, old_layout, new_layout)
+                }
+            }
+
+            unsafe fn shrink(
+                &self,
+                ptr: core::ptr::NonNull<u8>,
+                old_layout: core::alloc::Layout,
+                new_layout: core::alloc::Layout,
+            ) -> Result<core::ptr::NonNull<[u8]>, $crate::allocator_api2::alloc::AllocError> {
+                let $this: &$ty = self;
+                // SAFETY: forwarded from the caller.
+                unsafe { $crate::allocator_api2::alloc::Allocator::shrink(&$target, ptr, old_layout, new_layout) }
+            }
+        }
+    };
     ($(#[$attr:meta])* impl [$($gen:tt)*] for $ty:ty, |$this:ident| $blocks:expr) => {
         $(#[$attr])*
         // SAFETY: each invocation says why its `$blocks` hands out blocks
@@ -310,7 +372,7 @@ macro_rules! forward_allocator {
     };
 }
 
-forward_allocator! {
+crate::__forward_allocator! {
     /// ```
     /// use allocator_api2::vec::Vec;
     ///
@@ -330,7 +392,7 @@ forward_allocator! {
     impl [] for Arena, |arena| ArenaBlocks::own(arena)
 }
 
-forward_allocator! {
+crate::__forward_allocator! {
     /// Temporaries in the scope itself: freed with the scope, and a
     /// collection that is the scope's last block grows, shrinks and is
     /// freed in place.
@@ -355,7 +417,7 @@ forward_allocator! {
     impl ['s] for Scope<'s>, |scope| scope
 }
 
-forward_allocator! {
+crate::__forward_allocator! {
     /// `&SyncArena` allocates from the calling thread's part of the arena;
     /// freeing or resizing a block in place only happens when it is that
     /// part's last block (a block from another thread is left for `reset`).
@@ -386,7 +448,7 @@ forward_allocator! {
 }
 
 #[cfg(feature = "slab")]
-forward_allocator! {
+crate::__forward_allocator! {
     /// Feature `slab`: `&ThreadSlab` allocates from the calling thread's
     /// part of its `SyncArena`, reusing the blocks it cached.
     // SAFETY: as for `&Arena`, on the thread's part the slab was made for;

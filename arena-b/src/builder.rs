@@ -41,10 +41,14 @@ pub(crate) struct Config {
     pub(crate) limit_policy: crate::LimitPolicy,
     /// What a limit refusal's message tells the user to do.
     pub(crate) limit_advice: &'static str,
-    /// A limit shared by several arenas (the per-thread parts of a
-    /// `SyncArena`): chunk bytes are taken from it before a chunk is
-    /// allocated and given back when the chunk is freed.
-    pub(crate) shared_limit: Option<crate::sync::LimitRef>,
+    /// The `SyncArena` this arena is a per-thread part of, if it is one:
+    /// its limit (counted over all parts: chunk bytes are taken from it
+    /// before a chunk is allocated and given back when the chunk is freed)
+    /// and its counters.
+    pub(crate) sync: Option<crate::sync::SyncRef>,
+    /// The id limit refusals carry (`LimitExceeded::is_from`): the
+    /// `SyncArena`'s for a part, the arena's own otherwise (0 until set).
+    pub(crate) owner: u64,
     pub(crate) sink: Option<Sink>,
     /// Feature `debug`: capture a backtrace when a chunk is taken.
     #[cfg(feature = "debug")]
@@ -73,6 +77,12 @@ impl SharedLimit {
         }
     }
 
+    /// Takes `bytes` whether or not they fit (an allocation allowed past
+    /// the limit while its thread unwinds).
+    pub(crate) fn take(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// Takes `bytes` if they fit under the limit.
     pub(crate) fn try_take(&self, bytes: usize) -> bool {
         self.used
@@ -95,7 +105,14 @@ impl Config {
             limit,
             self.limit_advice,
             matches!(self.limit_policy, crate::LimitPolicy::Unwind),
+            self.owner,
         )
+    }
+
+    /// The limit shared with the other parts of a `SyncArena`, if any.
+    #[inline]
+    pub(crate) fn shared_limit(&self) -> Option<&SharedLimit> {
+        self.sync.as_ref().and_then(|s| s.limit())
     }
 }
 
@@ -509,7 +526,8 @@ impl ArenaBuilder {
             allocation_limit: self.allocation_limit,
             limit_policy: self.limit_policy,
             limit_advice: self.limit_advice,
-            shared_limit: None,
+            sync: None,
+            owner: 0,
             sink: self.sink,
             #[cfg(feature = "debug")]
             debug_backtrace: self.debug_backtrace,

@@ -35,6 +35,19 @@ pub(crate) struct DropNode<T> {
     value: T,
 }
 
+impl<T> DropNode<T> {
+    /// Where the value goes in the node at `node`.
+    ///
+    /// # Safety
+    /// `node` points into (or one past) an allocation big enough for a
+    /// `DropNode<T>`.
+    #[inline(always)]
+    pub(crate) unsafe fn value_ptr(node: NonNull<DropNode<T>>) -> *mut T {
+        // SAFETY: per the contract the field is inside the allocation.
+        unsafe { ptr::addr_of_mut!((*node.as_ptr()).value) }
+    }
+}
+
 /// Layout of a header followed by `len` elements of `T`, and the offset of
 /// the first element.
 pub(crate) fn slice_layout<T>(len: usize) -> Option<(core::alloc::Layout, usize)> {
@@ -96,24 +109,24 @@ impl DropList {
         self.head.get()
     }
 
-    /// Writes `value` behind a header at `node` and links it.
+    /// Writes the header of the node at `node`, whose value is already in
+    /// place, and links it; returns the value.
     ///
     /// # Safety
     /// `node` must be valid for writes of `DropNode<T>`, suitably aligned,
+    /// hold an initialized value (written through [`DropNode::value_ptr`]),
     /// and stay allocated (and untouched by anyone else) until this list
     /// runs it in [`DropList::run_until`].
     #[inline]
-    pub(crate) unsafe fn push<T>(&self, node: NonNull<DropNode<T>>, value: T) -> NonNull<T> {
+    pub(crate) unsafe fn link<T>(&self, node: NonNull<DropNode<T>>) -> NonNull<T> {
         let node = node.as_ptr();
-        // SAFETY: per the contract `node` is valid for writes and aligned.
+        // SAFETY: per the contract `node` is valid for writes and aligned,
+        // and its value is initialized.
         unsafe {
-            node.write(DropNode {
-                header: DropHeader {
-                    next: self.head.get(),
-                    drop_fn: drop_slice::<T>,
-                    len: 1,
-                },
-                value,
+            ptr::addr_of_mut!((*node).header).write(DropHeader {
+                next: self.head.get(),
+                drop_fn: drop_slice::<T>,
+                len: 1,
             });
             self.head.set(ptr::addr_of_mut!((*node).header));
             NonNull::new_unchecked(ptr::addr_of_mut!((*node).value))

@@ -50,6 +50,8 @@ pub struct AllocError {
     advice: &'static str,
     /// The arena's [`LimitPolicy`](crate::LimitPolicy) is `Unwind`.
     unwind: bool,
+    /// The id of the arena that refused (see `Config::owner`).
+    owner: u64,
 }
 
 impl AllocError {
@@ -60,6 +62,7 @@ impl AllocError {
             detail: 0,
             advice: "",
             unwind: false,
+            owner: 0,
         }
     }
 
@@ -73,6 +76,7 @@ impl AllocError {
         limit: usize,
         advice: &'static str,
         unwind: bool,
+        owner: u64,
     ) -> Self {
         Self {
             kind: AllocErrorKind::LimitExceeded,
@@ -80,6 +84,7 @@ impl AllocError {
             detail: limit,
             advice,
             unwind,
+            owner,
         }
     }
 
@@ -92,6 +97,7 @@ impl AllocError {
             detail: chunk,
             advice: "",
             unwind: false,
+            owner: 0,
         }
     }
 
@@ -131,6 +137,10 @@ impl AllocError {
 
     pub(crate) const fn advice(&self) -> &'static str {
         self.advice
+    }
+
+    pub(crate) const fn owner(&self) -> u64 {
+        self.owner
     }
 }
 
@@ -357,3 +367,45 @@ impl fmt::Display for VirtualMemoryError {
 }
 
 impl std::error::Error for VirtualMemoryError {}
+
+/// The error of a `try_alloc_try_with`: the memory could not be had, or
+/// the closure that builds the value failed.
+///
+/// ```
+/// use arena_b::{AllocOrInitError, Arena};
+///
+/// let arena = Arena::new();
+/// let r = arena.try_alloc_try_with(|| "x".parse::<u32>());
+/// assert!(matches!(r, Err(AllocOrInitError::Init(_))));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllocOrInitError<E> {
+    /// Allocating failed; the closure did not run.
+    Alloc(AllocError),
+    /// The closure returned this error; nothing was kept.
+    Init(E),
+}
+
+impl<E> From<AllocError> for AllocOrInitError<E> {
+    fn from(e: AllocError) -> Self {
+        AllocOrInitError::Alloc(e)
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for AllocOrInitError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllocOrInitError::Alloc(e) => fmt::Display::fmt(e, f),
+            AllocOrInitError::Init(e) => write!(f, "arena-b: building the value failed: {e}"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for AllocOrInitError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AllocOrInitError::Alloc(e) => Some(e),
+            AllocOrInitError::Init(e) => Some(e),
+        }
+    }
+}

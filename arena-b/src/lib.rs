@@ -58,11 +58,15 @@
 // fresh memory that nobody else can reach.
 #![allow(clippy::mut_from_ref)]
 
+#[macro_use]
+mod api;
 mod alloc_api;
 mod arena;
 mod asan;
+mod boxed;
 mod builder;
 mod chunk;
+pub mod collections;
 mod cursor;
 #[cfg(feature = "debug")]
 mod debug;
@@ -98,13 +102,14 @@ pub struct AdvancedDoctests;
 
 pub use allocator_api2;
 pub use arena::{Arena, Checkpoint};
+pub use boxed::{ArenaAllocator, ArenaBox};
 #[cfg(feature = "virtual_memory")]
 pub use builder::DEFAULT_DECOMMIT_THRESHOLD;
 pub use builder::{ArenaBuilder, ThreadSafety, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CHUNK_SIZE};
 #[cfg(feature = "debug")]
 pub use debug::{Corruption, DebugStats, LeakReport, POISON};
-pub use error::{AllocError, AllocErrorKind, BuildError, VirtualMemoryError};
-pub use limit::{catch_limit, fallible, LimitExceeded, LimitPolicy};
+pub use error::{AllocError, AllocErrorKind, AllocOrInitError, BuildError, VirtualMemoryError};
+pub use limit::{catch_limit, fallible, LimitExceeded, LimitPolicy, Refuses};
 #[cfg(feature = "lockfree")]
 pub use lockfree::{LockFreePool, LockFreeStats, Pooled};
 #[cfg(feature = "lockfree")]
@@ -113,4 +118,4 @@ pub use scope::Scope;
 #[cfg(feature = "slab")]
 pub use slab::{SlabStats, ThreadSlab, MIN_BLOCK};
 pub use stats::{ArenaStats, ChunkUsage, DiagnosticEvent};
-pub use sync::SyncArena;
+pub use sync::{LocalEpoch, SyncArena};

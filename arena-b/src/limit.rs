@@ -99,6 +99,8 @@ pub struct LimitExceeded {
     requested: usize,
     limit: usize,
     advice: &'static str,
+    /// The id of the arena that refused.
+    owner: u64,
 }
 
 impl LimitExceeded {
@@ -107,7 +109,23 @@ impl LimitExceeded {
             requested: err.requested(),
             limit: err.limit().unwrap_or(0),
             advice: err.advice(),
+            owner: err.owner(),
         }
+    }
+
+    /// Whether `arena` refused this allocation (a layer that catches the
+    /// unwind of its own arena lets every other one go on unwinding).
+    ///
+    /// ```
+    /// use arena_b::{catch_limit, Arena, LimitPolicy};
+    /// let build = || Arena::builder().allocation_limit(4096).limit_policy(LimitPolicy::Unwind).build();
+    /// let (a, b) = (build(), build());
+    /// let err = catch_limit(|| a.alloc_slice_fast(&[0u8; 8192]).len()).unwrap_err();
+    /// assert!(err.is_from(&a));
+    /// assert!(!err.is_from(&b));
+    /// ```
+    pub fn is_from(&self, arena: &impl crate::limit::Refuses) -> bool {
+        self.owner != 0 && self.owner == arena.refusal_id()
     }
 
     /// Bytes the refused allocation needed.
@@ -223,19 +241,29 @@ pub fn fallible<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Whether this thread is inside [`fallible`].
-fn in_fallible() -> bool {
+pub(crate) fn in_fallible() -> bool {
     FALLIBLE.try_with(|d| d.get() > 0).unwrap_or(false)
 }
 
-/// Unwinds with `err`'s [`LimitExceeded`] if the arena that refused is set
-/// to unwind (and, for the `Allocator` interface, `respect_fallible` and
-/// this thread is not inside [`fallible`]); returns otherwise.
+/// Unwinds with `limit` as the payload.
 #[cold]
 #[inline(never)]
-pub(crate) fn unwind_if_set(err: &crate::AllocError, respect_fallible: bool) {
-    if err.unwinds() && !(respect_fallible && in_fallible()) {
-        // `resume_unwind` skips the panic hook: a refusal the caller
-        // catches is not a bug report, and a library prints nothing.
-        std::panic::resume_unwind(Box::new(LimitExceeded::from_error(err)));
-    }
+pub(crate) fn unwind(limit: LimitExceeded) -> ! {
+    // `resume_unwind` skips the panic hook: a refusal the caller catches is
+    // not a bug report, and a library prints nothing.
+    std::panic::resume_unwind(Box::new(limit))
+}
+
+/// An arena type whose refusals [`LimitExceeded::is_from`] can recognise:
+/// [`Arena`](crate::Arena) and [`SyncArena`](crate::SyncArena).
+pub trait Refuses: sealed::Sealed {
+    /// The id a refusal of this arena carries.
+    #[doc(hidden)]
+    fn refusal_id(&self) -> u64;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::Arena {}
+    impl Sealed for crate::SyncArena {}
 }

@@ -40,7 +40,7 @@ use crate::arena::{Arena, Pending, Pos};
 use crate::cursor::Cursor;
 use crate::drop_list::DropList;
 use crate::error::AllocError;
-use crate::typed::{self, Bump};
+use crate::typed::{Bump, Mode};
 
 /// Temporary allocations inside [`Arena::scope`]: freed, destructors run,
 /// when the closure returns or unwinds.
@@ -91,6 +91,15 @@ pub struct Scope<'a> {
 /// The smallest block a scope carves.
 const MIN_CARVE: usize = 256;
 
+alloc_api! {
+    impl ['s] Scope<'s>,
+    bound = ['static],
+    plain = |this| this,
+    try = |this| Ok::<_, AllocError>(this),
+    setup = "let outer = arena_b::Arena::new();\nouter.scope(|arena| {",
+    end = "});",
+}
+
 impl fmt::Debug for Scope<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
@@ -117,120 +126,6 @@ impl<'a> Scope<'a> {
         }
     }
 
-    /// Moves `value` into the scope; dropped when the scope ends.
-    ///
-    /// ```
-    /// let arena = arena_b::Arena::new();
-    /// arena.scope(|scope| {
-    ///     let v = scope.alloc(vec![1, 2]);
-    ///     v.push(3);
-    ///     assert_eq!(v.len(), 3);
-    /// });
-    /// ```
-    #[inline(always)]
-    #[track_caller]
-    pub fn alloc<T: 'static>(&self, value: T) -> &mut T {
-        match typed::try_alloc(self, value) {
-            Ok(r) => r,
-            Err(e) => typed::fail(e, Some(Layout::new::<T>())),
-        }
-    }
-
-    /// Fallible [`alloc`](Self::alloc).
-    #[inline(always)]
-    pub fn try_alloc<T: 'static>(&self, value: T) -> Result<&mut T, AllocError> {
-        typed::try_alloc(self, value)
-    }
-
-    /// Allocates the value returned by `f` (which runs first).
-    #[inline(always)]
-    #[track_caller]
-    pub fn alloc_with<T: 'static, F: FnOnce() -> T>(&self, f: F) -> &mut T {
-        self.alloc(f())
-    }
-
-    /// Moves `value` into the scope without registering its destructor; see
-    /// [`Arena::alloc_no_drop`].
-    #[inline(always)]
-    #[track_caller]
-    pub fn alloc_no_drop<T>(&self, value: T) -> &mut T {
-        // SAFETY: not registering a destructor only leaks, which is safe.
-        match unsafe { typed::try_alloc_no_drop(self, value) } {
-            Ok(r) => r,
-            Err(e) => typed::fail(e, Some(Layout::new::<T>())),
-        }
-    }
-
-    /// Copies `s` into the scope.
-    #[inline]
-    #[track_caller]
-    pub fn alloc_str(&self, s: &str) -> &mut str {
-        match typed::try_alloc_str(self, s) {
-            Ok(r) => r,
-            Err(e) => typed::fail(e, Layout::array::<u8>(s.len()).ok()),
-        }
-    }
-
-    /// Copies a slice of `Copy` values into the scope.
-    #[inline]
-    #[track_caller]
-    pub fn alloc_slice_fast<T: Copy>(&self, src: &[T]) -> &mut [T] {
-        match typed::try_alloc_slice_copy(self, src) {
-            Ok(r) => r,
-            Err(e) => typed::fail(e, Layout::array::<T>(src.len()).ok()),
-        }
-    }
-
-    /// Clones `src` into the scope.
-    #[track_caller]
-    pub fn alloc_slice_clone<T: Clone + 'static>(&self, src: &[T]) -> &mut [T] {
-        match typed::try_alloc_slice_from_iter(self, src.len(), src.iter().cloned()) {
-            Ok(r) => r,
-            Err(e) => typed::fail(e, Layout::array::<T>(src.len()).ok()),
-        }
-    }
-
-    /// Moves the items of an exact-size iterator into a slice in the scope.
-    #[track_caller]
-    pub fn alloc_slice_fill_iter<T, I>(&self, iter: I) -> &mut [T]
-    where
-        T: 'static,
-        I: IntoIterator<Item = T>,
-        I::IntoIter: ExactSizeIterator,
-    {
-        let iter = iter.into_iter();
-        let len = iter.len();
-        match typed::try_alloc_slice_from_iter(self, len, iter) {
-            Ok(r) => r,
-            Err(e) => typed::fail(e, Layout::array::<T>(len).ok()),
-        }
-    }
-
-    /// A zero-filled mutable string buffer of `len` bytes.
-    #[track_caller]
-    pub fn alloc_str_uninit(&self, len: usize) -> &mut str {
-        match typed::try_alloc_str_zeroed(self, len) {
-            Ok(r) => r,
-            Err(e) => typed::fail(e, Layout::array::<u8>(len).ok()),
-        }
-    }
-
-    /// Raw memory for `layout`, valid until the scope ends.
-    #[inline]
-    #[track_caller]
-    pub fn alloc_layout(&self, layout: Layout) -> NonNull<u8> {
-        match typed::try_alloc_layout(self, layout) {
-            Ok(r) => r,
-            Err(e) => typed::fail(e, Some(layout)),
-        }
-    }
-
-    /// Fallible [`alloc_layout`](Self::alloc_layout).
-    #[inline]
-    pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        typed::try_alloc_layout(self, layout)
-    }
-
     /// A nested scope: its allocations are freed when `f` returns, and this
     /// scope's stay.
     ///
@@ -255,20 +150,20 @@ impl<'a> Scope<'a> {
     }
 }
 
-impl Bump for Scope<'_> {
+impl<'a> Bump<'a> for &'a Scope<'_> {
     #[inline(always)]
-    fn cursor(&self) -> &Cursor {
+    fn cursor(self) -> &'a Cursor {
         &self.cursor
     }
 
     #[inline(always)]
-    fn drop_list(&self) -> &DropList {
+    fn drop_list(self) -> &'a DropList {
         &self.drops
     }
 
     #[cold]
     #[inline(never)]
-    fn alloc_slow(&self, layout: Layout) -> Result<(NonNull<u8>, Pending), AllocError> {
+    fn alloc_slow(self, layout: Layout, mode: Mode) -> Result<(NonNull<u8>, Pending), AllocError> {
         let arena = self.arena;
         let carved = self.carved.get();
         if carved == 0 {
@@ -284,7 +179,7 @@ impl Bump for Scope<'_> {
         } else {
             carved
         };
-        let ((start, end), pending) = arena.carve(layout, want)?;
+        let ((start, end), pending) = arena.carve(layout, want, mode)?;
         self.carved.set(carved + (end.addr() - start.addr()));
         self.expected_bytes.set(arena.bytes_allocated());
         arena.scope_holds(arena.pos());
@@ -306,15 +201,20 @@ impl Bump for Scope<'_> {
     /// scope's end.
     #[cfg(feature = "stats")]
     #[inline(always)]
-    fn count_alloc(&self) {
+    fn count_alloc(self) {
         self.allocations.set(self.allocations.get() + 1);
     }
 
     #[inline(always)]
-    fn report(&self, pending: Pending) {
+    fn report(self, pending: Pending) {
         if pending.0.is_some() {
             self.arena.report_pending(pending);
         }
+    }
+
+    #[inline]
+    fn give_back_last(self, ptr: NonNull<u8>, size: usize) {
+        self.resize_last(ptr, size, 0);
     }
 }
 
@@ -439,6 +339,7 @@ impl Arena {
         &self,
         layout: Layout,
         want: usize,
+        mode: Mode,
     ) -> Result<((*mut u8, *mut u8), Pending), AllocError> {
         let padding = |ptr: *mut u8| ptr.addr().wrapping_neg() & (layout.align() - 1);
         let pending = if self.chunk_start.get().is_null()
@@ -446,7 +347,7 @@ impl Arena {
         {
             let wanted = Layout::from_size_align(want.max(layout.size()), layout.align())
                 .map_err(|_| AllocError::overflow())?;
-            self.grow(wanted, Growth::Policy)?
+            self.grow(wanted, Growth::Policy, mode)?
         } else {
             Pending(None)
         };

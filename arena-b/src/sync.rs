@@ -27,7 +27,7 @@ use core::alloc::Layout;
 use core::cell::Cell;
 use core::fmt;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 // Under `--cfg loom` the shard list, the thread-local cache and thread ids
 // come from loom, so `tests/loom_sync.rs` explores every interleaving of
@@ -49,44 +49,59 @@ use crate::builder::{Config, SharedLimit};
 use crate::error::AllocError;
 use crate::scope::Scope;
 use crate::stats::ArenaStats;
+use crate::typed::{Bump, Mode};
 
-/// What the threads share, in one box: the list of parts and the limit
-/// they take their chunks' bytes from.
-struct Shared {
+/// What the threads share, in one allocation: the list of parts, the
+/// limit they take their chunks' bytes from, and the count of allocations
+/// that unwound at that limit.
+pub(crate) struct Shared {
     /// Newest shard first.
     head: AtomicPtr<Shard>,
     /// `allocation_limit`, counted over every part (`None`: no limit).
-    /// Parts reach it through a [`LimitRef`] in their config.
     limit: Option<SharedLimit>,
+    /// Allocations that unwound at the limit since the last reset.
+    limit_unwinds: AtomicU64,
 }
 
-/// A part's access to its `SyncArena`'s shared limit.
+/// A part's access to its `SyncArena`'s [`Shared`].
 ///
-/// It points into the `SyncArena`'s boxed [`Shared`], whose address never
-/// changes, and which outlives every part: parts are dropped only by the
-/// `SyncArena` (its drop, `reset_and_shrink`) before its fields are.
+/// It points at the `SyncArena`'s shared allocation (made by
+/// `Box::into_raw`, freed by the `SyncArena`'s drop), which outlives every
+/// part: parts are dropped only by the `SyncArena` (its drop,
+/// `reset_and_shrink`) before that allocation is freed.
 #[derive(Clone, Copy)]
-pub(crate) struct LimitRef(NonNull<SharedLimit>);
+pub(crate) struct SyncRef(NonNull<Shared>);
 
-// SAFETY: `SharedLimit` is `Sync` (atomics); a `LimitRef` is a shared
+// SAFETY: `Shared` is `Sync` (atomics only); a `SyncRef` is a shared
 // reference to one that lives as long as every holder (see above).
-unsafe impl Send for LimitRef {}
+unsafe impl Send for SyncRef {}
 // SAFETY: as for `Send`.
-unsafe impl Sync for LimitRef {}
+unsafe impl Sync for SyncRef {}
 
-impl core::ops::Deref for LimitRef {
-    type Target = SharedLimit;
-
-    fn deref(&self) -> &SharedLimit {
-        // SAFETY: the `SharedLimit` outlives every holder of this reference
-        // (see the type's docs) and is only ever accessed through `&`.
+impl SyncRef {
+    fn shared(&self) -> &Shared {
+        // SAFETY: the `Shared` outlives every holder of this reference (see
+        // the type's docs) and is only ever accessed through `&`.
         unsafe { self.0.as_ref() }
+    }
+
+    /// The limit of all the parts, if any.
+    #[inline]
+    pub(crate) fn limit(&self) -> Option<&SharedLimit> {
+        self.shared().limit.as_ref()
+    }
+
+    /// An allocation of a part is about to unwind at the limit.
+    pub(crate) fn note_limit_unwind(&self) {
+        self.shared().limit_unwinds.fetch_add(1, Ordering::Release);
     }
 }
 
-impl fmt::Debug for LimitRef {
+impl fmt::Debug for SyncRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
+        f.debug_struct("SyncRef")
+            .field("limit", &self.limit())
+            .finish_non_exhaustive()
     }
 }
 
@@ -147,7 +162,10 @@ pub struct SyncArena {
     /// loading it for every thread-cache check (17 instructions per `u64`
     /// allocation instead of 18, `scripts/callgrind-hot-path`). Keep every
     /// other field free of `Cell`s and atomics for the same reason.
-    shared: Box<Shared>,
+    /// From `Box::into_raw` (`Box::leak`), freed in `drop`. A raw pointer,
+    /// not a `Box`: parts hold `SyncRef`s into it, which moving a `Box` (a
+    /// unique pointer) would invalidate.
+    shared: NonNull<Shared>,
     config: Config,
     /// Feature `lockfree`: a shared buffer that serves small allocations
     /// while enabled (`ArenaBuilder::lockfree_buffer`).
@@ -201,28 +219,32 @@ impl SyncArena {
         let shared = Shared {
             head: AtomicPtr::new(ptr::null_mut()),
             limit: config.allocation_limit.take().map(SharedLimit::new),
+            limit_unwinds: AtomicU64::new(0),
         };
         let shared =
             crate::chunk::try_box(shared).ok_or(out_of_memory(core::mem::size_of::<Shared>()))?;
-        config.shared_limit = shared.limit.as_ref().map(|l| LimitRef(NonNull::from(l)));
-        #[cfg(feature = "lockfree")]
-        let lockfree =
-            match config.lockfree_buffer {
-                Some((bytes, max)) => {
-                    let buffer = crate::LockFreeAllocator::try_with_max_size(bytes, max)?;
-                    Some(crate::chunk::try_box(buffer).ok_or(out_of_memory(
-                        core::mem::size_of::<crate::LockFreeAllocator>(),
-                    ))?)
-                }
-                None => None,
-            };
-        Ok(SyncArena {
+        let shared = NonNull::from(Box::leak(shared));
+        config.sync = Some(SyncRef(shared));
+        let arena = SyncArena {
             id: next_arena_id(),
             shared,
             #[cfg(feature = "lockfree")]
-            lockfree,
+            lockfree: None,
             config,
-        })
+        };
+        #[cfg(feature = "lockfree")]
+        let arena = {
+            let mut arena = arena;
+            if let Some((bytes, max)) = arena.config.lockfree_buffer {
+                // On an error `arena` drops, which frees `shared`.
+                let buffer = crate::LockFreeAllocator::try_with_max_size(bytes, max)?;
+                arena.lockfree = Some(crate::chunk::try_box(buffer).ok_or(out_of_memory(
+                    core::mem::size_of::<crate::LockFreeAllocator>(),
+                ))?);
+            }
+            arena
+        };
+        Ok(arena)
     }
 
     /// This thread's sub-arena (made on first use; if the system cannot
@@ -290,7 +312,10 @@ impl SyncArena {
     /// Publishes a new shard for thread `owner`; an error if the system
     /// allocator cannot give its few words.
     fn register(&self, owner: ThreadId) -> Result<*mut Shard, AllocError> {
-        let arena = Arena::from_config(self.config.clone(), 0)?;
+        let mut config = self.config.clone();
+        // Refusals of the part are this `SyncArena`'s (see `LimitExceeded::is_from`).
+        config.owner = self.id;
+        let arena = Arena::from_config(config, 0)?;
         let shard = crate::chunk::try_box(Shard {
             arena,
             owner,
@@ -301,7 +326,7 @@ impl SyncArena {
             core::mem::size_of::<Shard>(),
         ))?;
         let shard = Box::into_raw(shard);
-        let head = &self.shared.head;
+        let head = &self.shared_ref().head;
         let mut next = head.load(Ordering::Acquire);
         loop {
             // SAFETY: `shard` is ours until the CAS below publishes it.
@@ -322,7 +347,7 @@ impl SyncArena {
     /// `owner` and `next` never change, and they live until the arena is
     /// dropped or `reset_and_shrink` frees them (both need `&mut self`).
     fn shard_ptrs(&self) -> impl Iterator<Item = *mut Shard> {
-        let mut next = self.shared.head.load(Ordering::Acquire);
+        let mut next = self.shared_ref().head.load(Ordering::Acquire);
         core::iter::from_fn(move || {
             let shard = next;
             if shard.is_null() {
@@ -343,124 +368,88 @@ impl SyncArena {
         self.shard_ptrs().map(|p| unsafe { &*p })
     }
 
-    // ----- allocation ---------------------------------------------------------
+    /// What the threads share (see `SyncRef`).
+    fn shared_ref(&self) -> &Shared {
+        // SAFETY: `shared` came from `Box::leak` and is freed only by
+        // `drop`; it is only ever accessed through `&`.
+        unsafe { self.shared.as_ref() }
+    }
 
-    /// Moves `value` into this thread's part of the arena. Dropped when the
-    /// arena is reset or dropped, possibly on another thread (hence `Send`).
+    /// The calling thread's handle for allocating: its part, or (feature
+    /// `lockfree`, while the shared buffer is enabled) the arena, whose
+    /// part is found only when the buffer cannot serve, so that threads
+    /// the buffer serves never get a part of their own.
+    #[inline(always)]
+    fn handle(&self) -> SyncBump<'_> {
+        #[cfg(feature = "lockfree")]
+        if let Some(buffer) = self.enabled_buffer() {
+            return SyncBump::Shared(self, buffer);
+        }
+        SyncBump::Part(self.local())
+    }
+
+    /// [`handle`](Self::handle), or the error of making this thread's part.
+    #[inline(always)]
+    fn try_handle(&self) -> Result<SyncBump<'_>, AllocError> {
+        #[cfg(feature = "lockfree")]
+        if let Some(buffer) = self.enabled_buffer() {
+            return Ok(SyncBump::Shared(self, buffer));
+        }
+        Ok(SyncBump::Part(self.try_local()?))
+    }
+
+    /// Feature `lockfree`: the shared buffer, if there is one and it is
+    /// enabled.
+    #[cfg(feature = "lockfree")]
+    #[inline(always)]
+    fn enabled_buffer(&self) -> Option<&crate::LockFreeAllocator> {
+        self.lockfree.as_deref().filter(|b| b.is_enabled())
+    }
+
+    /// The calling thread's epoch of memory reuse in this arena: it changes
+    /// when the thread's part is rewound to a checkpoint or reset. Memory
+    /// that this thread allocated from the arena is not handed out again by
+    /// the arena as long as `local_epoch()` on this thread returns the value
+    /// it returned when the memory was allocated (scope exits and
+    /// `Allocator` frees give back only their own blocks), so a holder can
+    /// recycle such memory itself, on this thread, while the epoch holds.
     ///
     /// ```
     /// let arena = arena_b::SyncArena::new();
-    /// let v = arena.alloc(vec![1, 2, 3]);
-    /// v.push(4);
-    /// assert_eq!(v.len(), 4);
+    /// let epoch = arena.local_epoch();
+    /// arena.alloc(1u64);
+    /// arena.scope(|s| *s.alloc(2u64));
+    /// assert_eq!(arena.local_epoch(), epoch);
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| assert_ne!(arena.local_epoch(), epoch, "another thread, another part"));
+    /// });
     /// ```
-    #[inline(always)]
-    #[track_caller]
-    pub fn alloc<T: Send + 'static>(&self, value: T) -> &mut T {
-        if !core::mem::needs_drop::<T>() {
-            if let Some(p) = self.shared_first(Layout::new::<T>()) {
-                // SAFETY: a fresh region for a `T` (see `shared_first`).
-                return unsafe { write_value(p, value) };
-            }
+    pub fn local_epoch(&self) -> LocalEpoch {
+        let part = self.local();
+        LocalEpoch {
+            part: part.id,
+            generation: part.reuse_generation.get(),
         }
-        self.local().alloc(value)
     }
 
-    /// Fallible [`alloc`](Self::alloc).
-    #[inline(always)]
-    pub fn try_alloc<T: Send + 'static>(&self, value: T) -> Result<&mut T, AllocError> {
-        if !core::mem::needs_drop::<T>() {
-            if let Some(p) = self.shared_first(Layout::new::<T>()) {
-                // SAFETY: a fresh region for a `T` (see `shared_first`).
-                return Ok(unsafe { write_value(p, value) });
-            }
-        }
-        self.try_local()?.try_alloc(value)
-    }
-
-    /// Moves `value` into the arena without registering its destructor
-    /// (see [`Arena::alloc_no_drop`]).
-    #[inline(always)]
-    #[track_caller]
-    pub fn alloc_no_drop<T>(&self, value: T) -> &mut T {
-        if let Some(p) = self.shared_first(Layout::new::<T>()) {
-            // SAFETY: a fresh region for a `T` (see `shared_first`).
-            return unsafe { write_value(p, value) };
-        }
-        self.local().alloc_no_drop(value)
-    }
-
-    /// Copies `s` into the arena.
-    #[inline]
-    #[track_caller]
-    pub fn alloc_str(&self, s: &str) -> &mut str {
-        if let Some(p) = self.shared_first(Layout::for_value(s)) {
-            // SAFETY: a fresh region of `s.len()` bytes (see `shared_first`),
-            // filled with valid UTF-8.
-            return unsafe {
-                ptr::copy_nonoverlapping(s.as_ptr(), p.as_ptr(), s.len());
-                core::str::from_utf8_unchecked_mut(core::slice::from_raw_parts_mut(
-                    p.as_ptr(),
-                    s.len(),
-                ))
-            };
-        }
-        self.local().alloc_str(s)
-    }
-
-    /// Copies a slice of `Copy` values into the arena.
-    #[inline]
-    #[track_caller]
-    pub fn alloc_slice_fast<T: Copy>(&self, src: &[T]) -> &mut [T] {
-        if let Some(p) = self.shared_first(Layout::for_value(src)) {
-            let p = p.cast::<T>();
-            // SAFETY: a fresh, aligned region for `src.len()` `T`s (see
-            // `shared_first`); `T: Copy`.
-            return unsafe {
-                ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
-                core::slice::from_raw_parts_mut(p.as_ptr(), src.len())
-            };
-        }
-        self.local().alloc_slice_fast(src)
-    }
-
-    /// A zero-filled mutable string buffer of `len` bytes.
-    #[track_caller]
-    pub fn alloc_str_uninit(&self, len: usize) -> &mut str {
-        self.local().alloc_str_uninit(len)
-    }
-
-    /// Raw memory for `layout`, valid until the arena is reset or dropped.
-    #[inline]
-    #[track_caller]
-    pub fn alloc_layout(&self, layout: Layout) -> NonNull<u8> {
-        if let Some(p) = self.shared_first(layout) {
-            return p;
-        }
-        self.local().alloc_layout(layout)
-    }
-
-    /// Fallible [`alloc_layout`](Self::alloc_layout).
-    #[inline]
-    pub fn try_alloc_layout(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        if let Some(p) = self.shared_first(layout) {
-            return Ok(p);
-        }
-        self.try_local()?.try_alloc_layout(layout)
-    }
-
-    /// Feature `lockfree`: memory from the shared lock-free buffer, if the
-    /// arena has one, it is enabled, and it can serve `layout`. The region
-    /// is fresh, aligned, disjoint from everything else handed out, and
-    /// lives until `reset(&mut self)` or drop, like the arena's own memory.
-    #[inline(always)]
-    fn shared_first(&self, layout: Layout) -> Option<NonNull<u8>> {
-        #[cfg(feature = "lockfree")]
-        if let Some(buffer) = &self.lockfree {
-            return buffer.try_alloc_layout(layout);
-        }
-        let _ = layout;
-        None
+    /// Allocations that unwound at the allocation limit since the last
+    /// reset (`LimitPolicy::Unwind`), on any thread: a layer that catches
+    /// the unwinds of its own request can tell whether one happened out of
+    /// its reach (in a spawned task, say).
+    ///
+    /// ```
+    /// use arena_b::{catch_limit, Arena, LimitPolicy};
+    /// let mut arena = Arena::builder()
+    ///     .allocation_limit(4096)
+    ///     .limit_policy(LimitPolicy::Unwind)
+    ///     .build_sync();
+    /// assert!(catch_limit(|| arena.alloc_slice_fast(&[0u8; 8192]).len()).is_err());
+    /// assert_eq!(arena.limit_unwinds(), 1);
+    /// arena.reset();
+    /// assert_eq!(arena.limit_unwinds(), 0);
+    /// ```
+    pub fn limit_unwinds(&self) -> u64 {
+        self.shared_ref().limit_unwinds.load(Ordering::Acquire)
     }
 
     /// Feature `lockfree`: the shared lock-free buffer small allocations go
@@ -490,6 +479,7 @@ impl SyncArena {
     /// Frees everything, on every thread's part (destructors run), keeping
     /// the chunks for reuse.
     pub fn reset(&mut self) {
+        self.shared_ref().limit_unwinds.store(0, Ordering::Relaxed);
         for shard in self.shard_ptrs() {
             // SAFETY: `shard` came from `Box::into_raw` (mutable provenance)
             // and is live; `&mut self` means no thread is using any shard.
@@ -522,6 +512,7 @@ impl SyncArena {
         // so that a destructor panicking below cannot leave the old id
         // (and with it a dangling cache entry) in place.
         self.id = next_arena_id();
+        self.shared_ref().limit_unwinds.store(0, Ordering::Relaxed);
         self.free_shards();
         // After the parts' destructors, as in `reset`.
         #[cfg(feature = "lockfree")]
@@ -535,7 +526,9 @@ impl SyncArena {
         let mut shards = self.shard_ptrs();
         // Unlink first: if a destructor panics, the rest are leaked, never
         // freed twice.
-        self.shared.head.store(ptr::null_mut(), Ordering::Relaxed);
+        self.shared_ref()
+            .head
+            .store(ptr::null_mut(), Ordering::Relaxed);
         for shard in &mut shards {
             // SAFETY: we own every shard (made by `Box::into_raw`, freed
             // once, here, after `shard_ptrs` has read its `next`); `&mut
@@ -698,23 +691,130 @@ impl SyncArena {
     }
 }
 
-/// Writes `value` into the fresh region `p` and returns it.
-///
-/// # Safety
-/// `p` is fresh, aligned memory for a `T` that lives as long as the
-/// returned reference and that nobody else is handed.
-#[inline(always)]
-unsafe fn write_value<'a, T>(p: NonNull<u8>, value: T) -> &'a mut T {
-    let p = p.cast::<T>();
-    // SAFETY: see the function's contract.
-    unsafe {
-        p.as_ptr().write(value);
-        &mut *p.as_ptr()
+impl Drop for SyncArena {
+    fn drop(&mut self) {
+        /// Frees the shared allocation after the parts, even if a
+        /// destructor of theirs panics.
+        struct FreeShared(NonNull<Shared>);
+        impl Drop for FreeShared {
+            fn drop(&mut self) {
+                // SAFETY: made by `Box::leak` in `from_config`, freed once,
+                // here, after every part that refers to it is gone
+                // (`free_shards` unlinks them first; the ones a panicking
+                // destructor left are leaked and never touch it again).
+                drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+            }
+        }
+        let _free = FreeShared(self.shared);
+        self.free_shards();
     }
 }
 
-impl Drop for SyncArena {
-    fn drop(&mut self) {
-        self.free_shards();
+impl crate::limit::Refuses for SyncArena {
+    fn refusal_id(&self) -> u64 {
+        self.id
     }
+}
+
+/// The calling thread's epoch of memory reuse in a [`SyncArena`], from
+/// [`SyncArena::local_epoch`]: its part, and how many times that part was
+/// rewound or reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LocalEpoch {
+    part: u64,
+    generation: u64,
+}
+
+impl LocalEpoch {
+    /// Whether both are epochs of the same thread's part of the same arena
+    /// (the one may be older than the other).
+    ///
+    /// ```
+    /// let arena = arena_b::SyncArena::new();
+    /// let a = arena.local_epoch();
+    /// assert!(a.same_part(&arena.local_epoch()));
+    /// ```
+    pub fn same_part(&self, other: &LocalEpoch) -> bool {
+        self.part == other.part
+    }
+}
+
+/// A thread's handle on a `SyncArena` for allocating: its part, or (feature
+/// `lockfree`) the arena and its shared buffer, which values without drop
+/// glue try first (the part is looked up only if they need it).
+#[derive(Clone, Copy)]
+pub(crate) enum SyncBump<'a> {
+    Part(&'a Arena),
+    #[cfg(feature = "lockfree")]
+    Shared(&'a SyncArena, &'a crate::LockFreeAllocator),
+}
+
+impl<'a> SyncBump<'a> {
+    /// The calling thread's part.
+    #[inline(always)]
+    fn part(self) -> &'a Arena {
+        match self {
+            SyncBump::Part(part) => part,
+            #[cfg(feature = "lockfree")]
+            SyncBump::Shared(arena, _) => arena.local(),
+        }
+    }
+}
+
+impl<'a> Bump<'a> for SyncBump<'a> {
+    #[inline(always)]
+    fn cursor(self) -> &'a crate::cursor::Cursor {
+        self.part().cursor()
+    }
+
+    #[inline(always)]
+    fn drop_list(self) -> &'a crate::drop_list::DropList {
+        self.part().drop_list()
+    }
+
+    #[inline(always)]
+    fn alloc_slow(
+        self,
+        layout: Layout,
+        mode: Mode,
+    ) -> Result<(NonNull<u8>, crate::arena::Pending), AllocError> {
+        self.part().alloc_slow(layout, mode)
+    }
+
+    #[inline(always)]
+    fn report(self, pending: crate::arena::Pending) {
+        self.part().report(pending)
+    }
+
+    #[inline(always)]
+    fn count_alloc(self) {
+        self.part().count_alloc()
+    }
+
+    #[inline(always)]
+    fn first(self, layout: Layout) -> Option<NonNull<u8>> {
+        // The region from the shared buffer is fresh, aligned, disjoint
+        // from everything else handed out, and lives until `reset(&mut
+        // self)` or drop, like the arena's own memory.
+        #[cfg(feature = "lockfree")]
+        if let SyncBump::Shared(_, buffer) = self {
+            return buffer.try_alloc_layout(layout);
+        }
+        let _ = layout;
+        None
+    }
+
+    #[inline]
+    fn give_back_last(self, ptr: NonNull<u8>, size: usize) {
+        self.part().give_back_last(ptr, size)
+    }
+}
+
+alloc_api! {
+    impl [] SyncArena,
+    bound = [Send + 'static],
+    plain = |this| this.handle(),
+    try = |this| this.try_handle(),
+    setup = "let arena = arena_b::SyncArena::new();",
+    end = "",
 }

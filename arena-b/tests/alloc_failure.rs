@@ -90,6 +90,41 @@ const CASES: &[Case] = &[
         let arena = Arena::new();
         failing(|| out_of_memory(arena.try_alloc_no_drop(1u64).map(|_| ())))
     }),
+    ("try_alloc_try_with", || {
+        let arena = Arena::new();
+        failing(
+            || match arena.try_alloc_try_with(|| Ok::<_, ()>([1u8; 64])) {
+                Err(arena_b::AllocOrInitError::Alloc(e))
+                    if e.kind() == AllocErrorKind::OutOfMemory =>
+                {
+                    Err(())
+                }
+                _ => Ok(()),
+            },
+        )
+    }),
+    ("try_alloc_box", || {
+        let arena = Arena::new();
+        failing(|| out_of_memory(arena.try_alloc_box(7u64).map(drop)))
+    }),
+    ("try_alloc_slice_fill_family", || {
+        let arena = Arena::new();
+        failing(|| out_of_memory(arena.try_alloc_slice_fill_copy(8, 1u8).map(|_| ())))
+            && failing(|| out_of_memory(arena.try_alloc_slice_fill_with(8, |i| i).map(|_| ())))
+            && failing(|| out_of_memory(arena.try_alloc_slice_fill_default::<u32>(8).map(|_| ())))
+            && failing(|| {
+                out_of_memory(
+                    arena
+                        .try_alloc_slice_fill_clone(2, &String::new())
+                        .map(|_| ()),
+                )
+            })
+    }),
+    ("string_try_reserve", || {
+        let arena = Arena::new();
+        let mut s = arena_b::collections::String::new_in(&arena);
+        failing(|| s.try_reserve(100))
+    }),
     ("try_alloc_str", || {
         let arena = Arena::new();
         failing(|| out_of_memory(arena.try_alloc_str("hello").map(|_| ())))

@@ -223,3 +223,45 @@ fn a_chunk_size_the_system_cannot_give_falls_back_to_the_size_needed() {
     let sync = Arena::builder().chunk_size(1 << 40).build_sync();
     assert_eq!(sync.alloc_str("hello"), "hello");
 }
+
+/// Review finding (a real server): a destructor that allocated in the
+/// arena while the limit's own unwind ran it unwound a second time, which
+/// aborts the process. While its thread unwinds, the arena lets such an
+/// allocation go past the limit instead.
+#[test]
+fn a_destructor_allocating_during_the_limit_unwind_does_not_abort() {
+    struct AllocatesOnDrop<'a>(&'a Arena, usize);
+    impl Drop for AllocatesOnDrop<'_> {
+        fn drop(&mut self) {
+            let block = self.0.alloc_slice_fast(&vec![0xABu8; self.1]);
+            assert_eq!(block[self.1 - 1], 0xAB);
+        }
+    }
+    let arena = unwinding();
+    let err = catch_limit(|| {
+        let _guard = AllocatesOnDrop(&arena, 600_000); // far past the limit
+        fill(&arena)
+    })
+    .unwrap_err();
+    assert_eq!(err.limit(), LIMIT);
+    // Outside an unwind the limit holds again.
+    assert!(arena.try_alloc_slice_fast(&[0u8; 100_000]).is_err());
+    assert!(catch_limit(|| arena.alloc_slice_fast(&[0u8; 100_000]).len()).is_err());
+}
+
+#[test]
+fn the_same_in_a_sync_arena() {
+    struct AllocatesOnDrop<'a>(&'a SyncArena);
+    impl Drop for AllocatesOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.alloc_slice_fast(&[1u8; 200_000]);
+        }
+    }
+    let arena = unwinding_sync();
+    assert!(catch_limit(|| {
+        let _guard = AllocatesOnDrop(&arena);
+        fill(&arena)
+    })
+    .is_err());
+    assert_eq!(arena.limit_unwinds(), 1);
+}

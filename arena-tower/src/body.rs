@@ -167,13 +167,20 @@ where
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(frame)) => frame,
             Err(payload) => {
-                let limit = limit_or_resume(payload);
+                let limit = limit_or_resume(payload, this.guard);
                 // The inner body is not polled again; drop it (and its handles).
                 this.kind.set(Kind::Empty);
                 this.guard.over_limit(&limit, true);
                 return Poll::Ready(Some(Err(Box::new(limit))));
             }
         };
+        if frame.is_none() && this.guard.limit_hit_out_of_reach() {
+            // A limit unwind the layer never saw (a task the handler spawned
+            // fed this body, say): the stream only looks complete.
+            this.kind.set(Kind::Empty);
+            this.guard.end(End::OverLimit);
+            return Poll::Ready(Some(Err(Box::new(LimitOutOfReach))));
+        }
         match &frame {
             None => this.guard.end(End::Finished),
             Some(Err(_)) => this.guard.end(End::BodyError),
@@ -208,6 +215,24 @@ where
         }
     }
 }
+
+/// The error a body ends with when its request's arena hit the byte limit
+/// out of the layer's reach (in a task the handler spawned, say), so that
+/// a stream the failure cut short does not look complete.
+#[derive(Debug)]
+struct LimitOutOfReach;
+
+impl fmt::Display for LimitOutOfReach {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "arena-tower: the request's arena hit max_request_bytes out of the layer's reach \
+             (a spawned task or a destructor); the body ends with an error instead of looking \
+             complete",
+        )
+    }
+}
+
+impl std::error::Error for LimitOutOfReach {}
 
 impl<B: fmt::Debug> fmt::Debug for ArenaBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -101,6 +101,19 @@ impl EndGuard {
         }
     }
 
+    /// The request's arena, while this guard holds its handle.
+    pub(crate) fn arena(&self) -> Option<&arena_b::SyncArena> {
+        self.handle.as_ref().map(|h| h.arena())
+    }
+
+    /// Whether an allocation of this request unwound at its byte limit
+    /// where the layer could not catch it (then a `WARN` says so once).
+    pub(crate) fn limit_hit_out_of_reach(&self) -> bool {
+        self.handle
+            .as_ref()
+            .is_some_and(|h| h.lease().uncaught_limits() > 0)
+    }
+
     /// The request hit its byte limit: `limit` unwound out of the handler
     /// (`in_body` false: the layer answers with the returned status) or out
     /// of the response body (the body ends with an error). A `WARN` in the
@@ -113,6 +126,7 @@ impl EndGuard {
         let mut status = http::StatusCode::PAYLOAD_TOO_LARGE;
         if let Some(handle) = &self.handle {
             let lease = handle.lease();
+            lease.caught_limit();
             if let Some(pool) = lease.pool() {
                 status = pool.config.over_limit_status;
             }

@@ -65,10 +65,15 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-/// The limit payload of a caught panic; any other panic goes on unwinding.
-pub(crate) fn limit_or_resume(payload: Box<dyn std::any::Any + Send>) -> LimitExceeded {
+/// The limit payload of a caught panic, if the request's own arena raised
+/// it; any other panic (another arena's limit included) goes on unwinding.
+pub(crate) fn limit_or_resume(
+    payload: Box<dyn std::any::Any + Send>,
+    guard: &EndGuard,
+) -> LimitExceeded {
     match payload.downcast::<LimitExceeded>() {
-        Ok(limit) => *limit,
+        Ok(limit) if guard.arena().is_some_and(|arena| limit.is_from(arena)) => *limit,
+        Ok(other) => resume_unwind(other),
         Err(other) => resume_unwind(other),
     }
 }
@@ -101,7 +106,7 @@ where
                             }
                         });
                     }
-                    Err(payload) => limit_or_resume(payload),
+                    Err(payload) => limit_or_resume(payload, this.guard),
                 }
             }
             StateProj::OverLimit { limit } => *limit,

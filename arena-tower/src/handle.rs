@@ -13,8 +13,7 @@ use core::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use allocator_api2::alloc::{AllocError, Allocator};
-use arena_b::SyncArena;
+use arena_b::{LocalEpoch, SyncArena};
 use bytes::Bytes;
 
 use crate::lease::Lease;
@@ -91,11 +90,15 @@ impl RequestArena {
     /// them is dropped, typically once hyper has written it. Empty input
     /// gives an empty `Bytes` that holds nothing.
     ///
-    /// **Streaming:** once every `Bytes` of a buffer is dropped (hyper has
-    /// written the chunk), its memory is reused by a later `alloc_bytes` of
-    /// the same request that fits in it. So a streaming body that makes one
-    /// buffer per chunk (`Body::from_stream` over `alloc_bytes`, as below)
-    /// runs in the memory of the chunks in flight, however many it sends.
+    /// **Streaming:** buffers come in power-of-two sizes (at least 64
+    /// bytes), and once every `Bytes` of a buffer is dropped (hyper has
+    /// written the chunk), a later `alloc_bytes` of the same request on the
+    /// same thread reuses it. So a streaming body that makes one buffer per
+    /// chunk (`Body::from_stream` over `alloc_bytes`, as below) runs in
+    /// bounded memory however many chunks it sends: roughly the chunks
+    /// hyper holds in flight (a dozen or so), plus up to 16 spare buffers
+    /// per thread that served the stream, each up to twice its chunk. Give
+    /// `max_request_bytes` room for about 64 of the largest chunk.
     ///
     /// Over the request's byte limit this ends the request like any plain
     /// allocation (see [`ArenaLayer::max_request_bytes`](crate::ArenaLayer::max_request_bytes));
@@ -153,17 +156,19 @@ impl RequestArena {
         if data.is_empty() {
             return Bytes::new();
         }
-        let (ptr, capacity) = match self.lease().spare.take(data.len()) {
+        let epoch = self.arena().local_epoch();
+        let (ptr, capacity) = match self.lease().spare.take(data.len(), epoch) {
             Some(spare) => spare,
-            None => (
-                NonNull::from(self.arena().alloc_slice_fast(data)).cast(),
-                data.len(),
-            ),
+            None => {
+                let capacity = buffer_size(data.len());
+                (self.arena().alloc_layout(buffer_layout(capacity)), capacity)
+            }
         };
-        // SAFETY: `ptr` is a block of at least `data.len()` bytes of this
+        // SAFETY: `ptr` is a block of `capacity >= data.len()` bytes of this
         // request's arena that nothing else refers to (fresh, or a spare
-        // whose `Bytes` are all gone); `data` is a separate allocation.
-        unsafe { self.bytes_in(ptr, capacity, data) }
+        // whose `Bytes` are all gone, allocated by this thread in this
+        // epoch); `data` is a separate allocation.
+        unsafe { self.bytes_in(ptr, capacity, epoch, data) }
     }
 
     /// Fallible [`alloc_bytes`](Self::alloc_bytes): an error when the
@@ -172,24 +177,35 @@ impl RequestArena {
         if data.is_empty() {
             return Ok(Bytes::new());
         }
-        let (ptr, capacity) = match self.lease().spare.take(data.len()) {
+        let epoch = self.arena().local_epoch();
+        let (ptr, capacity) = match self.lease().spare.take(data.len(), epoch) {
             Some(spare) => spare,
-            None => (
-                self.arena().try_alloc_layout(Layout::for_value(data))?,
-                data.len(),
-            ),
+            None => {
+                let capacity = buffer_size(data.len());
+                (
+                    self.arena().try_alloc_layout(buffer_layout(capacity))?,
+                    capacity,
+                )
+            }
         };
         // SAFETY: as in `alloc_bytes`.
-        Ok(unsafe { self.bytes_in(ptr, capacity, data) })
+        Ok(unsafe { self.bytes_in(ptr, capacity, epoch, data) })
     }
 
-    /// Copies `data` into the block `ptr` of `capacity` bytes and wraps it.
+    /// Copies `data` into the block `ptr` of `capacity` bytes, allocated by
+    /// this thread in `epoch`, and wraps it.
     ///
     /// # Safety
     /// `ptr` is a block of `capacity >= data.len()` bytes of this request's
     /// arena, writable, that nothing else refers to and that does not
     /// overlap `data`.
-    unsafe fn bytes_in(&self, ptr: NonNull<u8>, capacity: usize, data: &[u8]) -> Bytes {
+    unsafe fn bytes_in(
+        &self,
+        ptr: NonNull<u8>,
+        capacity: usize,
+        epoch: LocalEpoch,
+        data: &[u8],
+    ) -> Bytes {
         // SAFETY: per the contract.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), ptr.as_ptr(), data.len()) };
         self.lease().bytes_owners.fetch_add(1, Ordering::AcqRel);
@@ -197,6 +213,7 @@ impl RequestArena {
             ptr,
             len: data.len(),
             capacity,
+            epoch,
             handle: self.clone(),
         })
     }
@@ -250,25 +267,30 @@ impl fmt::Debug for RequestArena {
 struct ArenaBytes {
     ptr: NonNull<u8>,
     len: usize,
-    /// The block's size (a reused spare may be larger than `len`).
+    /// The block's size (a size class, at least `len`).
     capacity: usize,
+    /// The allocating thread's epoch of memory reuse when the block was
+    /// made: the block may be reused only there, while it holds.
+    epoch: LocalEpoch,
     handle: RequestArena,
 }
 
-// SAFETY: `ptr..ptr+len` is arena memory that only this owner refers to and
-// that nobody writes after `bytes_from` (its `&mut` was given up there);
-// reading it from any thread is fine: other threads' allocations in the same
-// `SyncArena` never overlap it. `handle` is `Send + Sync`.
+// SAFETY: `ptr..ptr+len` is arena memory that only this owner (and the
+// `Bytes` made from it) refers to, written once in `bytes_in` before the
+// owner exists and only read while it lives; reading it from any thread is
+// fine: nothing else in the `SyncArena` overlaps it. The block is written
+// again only by a later owner, after this one gave it back (see
+// `SpareBuffers`). `handle` is `Send + Sync`.
 unsafe impl Send for ArenaBytes {}
-// SAFETY: as for `Send`: shared access only reads the immutable bytes.
+// SAFETY: as for `Send`: shared access only reads the bytes.
 unsafe impl Sync for ArenaBytes {}
 
 impl AsRef<[u8]> for ArenaBytes {
     fn as_ref(&self) -> &[u8] {
-        // SAFETY: `ptr` came from a `&mut [u8]` of `len` bytes in the arena
-        // of `handle`; the arena is reset or dropped only after the last
-        // handle, including this one, is dropped, and the bytes are never
-        // written again (see `Send` above).
+        // SAFETY: `ptr` is a block of at least `len` initialized bytes in
+        // the arena of `handle`, which is reset or dropped only after the
+        // last handle, including this one, is dropped; the block is not
+        // written while this owner lives (see `Send` above).
         unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
@@ -277,10 +299,12 @@ impl Drop for ArenaBytes {
     fn drop(&mut self) {
         let lease = self.handle.lease();
         // SAFETY: the last `Bytes` of this block is gone (this owner is
-        // dropped once, after all of them), so nothing refers to it; it is
-        // a block of `capacity` bytes of this lease's arena, which lives at
-        // least until `self.handle` is dropped below.
-        unsafe { lease.spare.give(self.ptr, self.capacity) };
+        // dropped once, after all of them: `bytes` releases its owner with a
+        // Release decrement and an Acquire load, so their reads happen
+        // before this), so nothing refers to it; it is a block of `capacity`
+        // bytes of this lease's arena, which lives at least until
+        // `self.handle` is dropped below.
+        unsafe { lease.spare.give(self.ptr, self.capacity, self.epoch) };
         lease.bytes_owners.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -290,122 +314,170 @@ impl Drop for ArenaBytes {
 /// makes one buffer per chunk then runs in the memory of the chunks in
 /// flight, not of every chunk it sent (a bump arena frees nothing before
 /// the release). Emptied at the release, before the arena is reset.
+///
+/// # Why a block is reused only by the thread that made it, in its epoch
+/// The arena itself may hand a block's memory out again: a rewind of the
+/// part that holds it (a handler can reach its thread's part through
+/// `Scope::arena` and rewind it; the rewind's contract covers the memory
+/// the *handler* allocated, and a handler that dropped its `Bytes` has met
+/// it) frees it, while this list still holds it. So each block carries the
+/// `LocalEpoch` of the thread that allocated it, and `take` hands out only
+/// blocks whose epoch is the caller's current one: the same thread (whose
+/// part only it rewinds, so nothing races with the check) and no rewind or
+/// reset of that part since.
 pub(crate) struct SpareBuffers {
-    blocks: Mutex<Vec<Spare>>,
-    /// `blocks.len()`, read without the lock by `take` (most requests never
-    /// have a spare).
+    /// Spare blocks by the epoch they were made in, then by size class.
+    lists: Mutex<Vec<EpochSpares>>,
+    /// Spare blocks in all lists, read without the lock by `take` (most
+    /// requests never have a spare).
     count: AtomicUsize,
 }
 
-/// A spare block: its start and size.
-struct Spare(NonNull<u8>, usize);
+/// The spare blocks of one epoch: `by_class[c]` holds blocks of
+/// `MIN_BUFFER << c` bytes.
+struct EpochSpares {
+    epoch: LocalEpoch,
+    by_class: Vec<Vec<SparePtr>>,
+}
+
+/// The start of a spare block.
+struct SparePtr(NonNull<u8>);
 
 // SAFETY: a spare is memory of the lease's arena that nothing refers to;
 // whoever takes it from the list (under the lock) owns it alone.
-unsafe impl Send for Spare {}
+unsafe impl Send for SparePtr {}
 
-/// Most spare blocks kept per request; more are left in the arena until
-/// the release.
-const MAX_SPARES: usize = 64;
+/// The smallest buffer `alloc_bytes` makes.
+const MIN_BUFFER: usize = 64;
+
+/// The size class of a buffer for `len` bytes: the next power of two (at
+/// least `MIN_BUFFER`), so that a stream whose chunks vary or grow in size
+/// finds a spare that fits instead of leaving every block behind.
+fn buffer_size(len: usize) -> usize {
+    len.checked_next_power_of_two()
+        .unwrap_or(len)
+        .max(MIN_BUFFER)
+}
+
+/// The index of the class of a `buffer_size` (a power of two).
+fn class_of(size: usize) -> usize {
+    (size.trailing_zeros() - MIN_BUFFER.trailing_zeros()) as usize
+}
+
+fn buffer_layout(size: usize) -> Layout {
+    // Every size that `Layout::for_value` accepted for the data fits.
+    Layout::from_size_align(size, 1).unwrap_or_else(|_| Layout::new::<u8>())
+}
+
+impl EpochSpares {
+    fn is_empty(&self) -> bool {
+        self.by_class.iter().all(Vec::is_empty)
+    }
+}
 
 impl SpareBuffers {
     pub(crate) fn new() -> SpareBuffers {
         SpareBuffers {
-            blocks: Mutex::new(Vec::new()),
+            lists: Mutex::new(Vec::new()),
             count: AtomicUsize::new(0),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Spare>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<EpochSpares>> {
         // Nothing panics under this lock; a poisoned one is still consistent.
-        self.blocks.lock().unwrap_or_else(PoisonError::into_inner)
+        self.lists.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The smallest spare block of at least `len` bytes, taken out of the
-    /// list: `(start, size)`.
-    fn take(&self, len: usize) -> Option<(NonNull<u8>, usize)> {
+    /// A spare block of at least `len` bytes made in `epoch` (the caller's
+    /// current one, on the caller's thread), taken out of the list:
+    /// `(start, size)`. Spares of the caller's part from an older epoch are
+    /// forgotten: their memory may be the arena's again.
+    fn take(&self, len: usize, epoch: LocalEpoch) -> Option<(NonNull<u8>, usize)> {
         if self.count.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let mut blocks = self.lock();
-        let best = (0..blocks.len())
-            .filter(|&i| blocks[i].1 >= len)
-            .min_by_key(|&i| blocks[i].1)?;
-        let Spare(ptr, size) = blocks.swap_remove(best);
-        self.count.store(blocks.len(), Ordering::Release);
-        Some((ptr, size))
+        let mut lists = self.lock();
+        let mut forgotten = 0;
+        lists.retain(|l| {
+            let stale = l.epoch != epoch && l.epoch.same_part(&epoch);
+            if stale {
+                forgotten += l.by_class.iter().map(Vec::len).sum::<usize>();
+            }
+            !stale
+        });
+        let mut taken = None;
+        if let Some(list) = lists.iter_mut().find(|l| l.epoch == epoch) {
+            let first = class_of(buffer_size(len));
+            taken = list
+                .by_class
+                .iter_mut()
+                .enumerate()
+                .skip(first)
+                .find_map(|(c, blocks)| blocks.pop().map(|SparePtr(ptr)| (ptr, MIN_BUFFER << c)));
+        }
+        let gone = forgotten + usize::from(taken.is_some());
+        self.count.fetch_sub(gone, Ordering::AcqRel);
+        taken
     }
 
-    /// Keeps the block `[ptr, ptr + size)` for reuse, if there is room.
+    /// Keeps the block `[ptr, ptr + size)` (a `buffer_size`), made in
+    /// `epoch`, for reuse. (Keeping it costs nothing but its entry: the
+    /// arena would not hand its memory out before the release either.)
     ///
     /// # Safety
     /// The block is memory of this lease's arena that nothing refers to any
     /// more.
-    unsafe fn give(&self, ptr: NonNull<u8>, size: usize) {
-        let mut blocks = self.lock();
-        if blocks.len() < MAX_SPARES {
-            blocks.push(Spare(ptr, size));
-            self.count.store(blocks.len(), Ordering::Release);
+    unsafe fn give(&self, ptr: NonNull<u8>, size: usize, epoch: LocalEpoch) {
+        let class = class_of(size);
+        let mut lists = self.lock();
+        // This epoch's list, or an empty one (its vectors' capacity kept
+        // from an earlier request), or a new one.
+        let i = match lists.iter().position(|l| l.epoch == epoch) {
+            Some(i) => i,
+            None => match lists.iter().position(EpochSpares::is_empty) {
+                Some(i) => {
+                    lists[i].epoch = epoch;
+                    i
+                }
+                None => {
+                    lists.push(EpochSpares {
+                        epoch,
+                        by_class: Vec::new(),
+                    });
+                    lists.len() - 1
+                }
+            },
+        };
+        let list = &mut lists[i];
+        if list.by_class.len() <= class {
+            list.by_class.resize_with(class + 1, Vec::new);
         }
+        list.by_class[class].push(SparePtr(ptr));
+        self.count.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Forgets every spare block: the arena is about to be reset (the
-    /// blocks will be handed out again by the arena itself).
+    /// blocks will be handed out again by the arena itself). The lists keep
+    /// their capacity for the next request.
     pub(crate) fn clear(&mut self) {
-        let blocks = self
-            .blocks
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        blocks.clear();
+        let lists = self.lists.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for list in lists.iter_mut() {
+            list.by_class.iter_mut().for_each(Vec::clear);
+        }
         *self.count.get_mut() = 0;
     }
 }
 
-// SAFETY: every call is forwarded to `&SyncArena`'s implementation for the
-// request's arena, which upholds the `Allocator` contract. Its blocks stay
-// valid while the `&RequestArena` (and hence the handle, which keeps the
-// arena from being reset or dropped) is alive; the handle itself never
-// resets the arena.
-unsafe impl Allocator for &RequestArena {
-    #[inline]
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        self.arena().allocate(layout)
-    }
-
-    #[inline]
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded from the caller; blocks of `&RequestArena` are
-        // blocks of the same `&SyncArena`.
-        unsafe { self.arena().deallocate(ptr, layout) }
-    }
-
-    unsafe fn grow(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.arena().grow(ptr, old_layout, new_layout) }
-    }
-
-    unsafe fn grow_zeroed(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.arena().grow_zeroed(ptr, old_layout, new_layout) }
-    }
-
-    unsafe fn shrink(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.arena().shrink(ptr, old_layout, new_layout) }
-    }
+arena_b::__forward_allocator! {
+    /// `&RequestArena` is the request's `&SyncArena` as an allocator.
+    // SAFETY: every call goes to `&SyncArena`'s implementation for the
+    // request's arena, whose blocks stay valid while the `&RequestArena`
+    // (and hence the handle, which keeps the arena from being reset or
+    // dropped) is alive; the handle itself never resets the arena.
+    impl [] for RequestArena, to |handle| handle.arena()
 }
+
+// SAFETY: the request's arena is reset or dropped only after its last
+// handle is gone, so blocks handed out through a `&'a RequestArena` stay
+// valid (and unshared) for `'a` whether or not they are given back.
+unsafe impl<'a> arena_b::ArenaAllocator<'a> for &'a RequestArena {}

@@ -31,9 +31,11 @@ pub(crate) const DEFAULT_MAX_RETAINED_ARENA_BYTES: usize = 256 * 1024;
 /// Put `ArenaLayer` *inside* the layer that makes the request's span
 /// (`TraceLayer`), so the release event lands in that span and fills its
 /// `arena.*` fields; in axum, where each `.layer` wraps the ones before it,
-/// add it first. (When it is outside, the [`RequestArena`] extractor still
-/// finds the handler's span and reports there.) In axum, `Router::layer`
-/// applies only to the routes added before it: add the routes first.
+/// add it first. (When it is outside, handlers that take the
+/// [`RequestArena`] extractor still report in their span; handlers that
+/// take the handle from the request's extensions do not.) In axum,
+/// `Router::layer` applies only to the routes added before it: add the
+/// routes first.
 /// Put `CatchPanicLayer` *outside* `ArenaLayer` (after it): a request
 /// over its byte limit then reaches the layer, which answers
 /// [`over_limit_status`](Self::over_limit_status); a `CatchPanicLayer`
@@ -152,6 +154,22 @@ impl ArenaLayer {
     /// - `vec.try_reserve(n)` goes through the same allocator interface as
     ///   `vec.push(x)` and cannot be told apart from it, so it ends the
     ///   request too; inside [`arena_b::fallible`] it returns `Err`.
+    /// - The unwind is a panic for everything it passes through: a
+    ///   `std::sync::Mutex` held across the allocation is poisoned, and
+    ///   shared state may be left half updated. Inside critical sections
+    ///   use `try_*` methods or [`arena_b::fallible`].
+    /// - Only the request's own future (and its `call`, and its response
+    ///   body) is covered. In a task the handler spawns the unwind ends that
+    ///   task (`JoinHandle::await` gives a `JoinError` whose
+    ///   `into_panic()` is the `LimitExceeded`: resume it with
+    ///   `std::panic::resume_unwind` to have the layer answer); a body fed
+    ///   by such a task then ends with an error rather than look complete,
+    ///   and the release logs a `WARN`. While a thread is already unwinding
+    ///   (a destructor that allocates during the limit's own unwind), the
+    ///   arena lets the allocation go past the limit: a second unwind would
+    ///   abort the process.
+    /// - The layer reuses the inner service after its `call` unwound at the
+    ///   limit (as `CatchPanicLayer` does after any panic).
     ///
     /// Without this unwinding (`limit_policy(LimitPolicy::ReturnError)`),
     /// a collection that cannot grow calls `handle_alloc_error`, which

@@ -14,7 +14,7 @@
 //!
 //! [`RequestArena`]: crate::RequestArena
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -46,6 +46,8 @@ pub(crate) struct Lease {
     pub(crate) bytes_owners: AtomicUsize,
     /// `alloc_bytes` blocks free for reuse (see `SpareBuffers`).
     pub(crate) spare: SpareBuffers,
+    /// Limit unwinds of this request that the layer caught and answered.
+    caught_limits: AtomicU64,
 }
 
 impl Lease {
@@ -62,6 +64,7 @@ impl Lease {
             outlived: AtomicBool::new(false),
             bytes_owners: AtomicUsize::new(0),
             spare: SpareBuffers::new(),
+            caught_limits: AtomicU64::new(0),
         }
     }
 
@@ -75,6 +78,7 @@ impl Lease {
         *self.end.get_mut() = End::Open as u8;
         *self.outlived.get_mut() = false;
         *self.bytes_owners.get_mut() = 0;
+        *self.caught_limits.get_mut() = 0;
     }
 
     #[inline(always)]
@@ -117,6 +121,19 @@ impl Lease {
         self.started = None;
         self.spare.clear();
         &mut self.arena
+    }
+
+    /// The layer caught (and answers) a limit unwind of this request.
+    pub(crate) fn caught_limit(&self) {
+        self.caught_limits.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Limit unwinds of this request's arena the layer did not catch (a
+    /// spawned task's, a destructor's while the response was dropped).
+    pub(crate) fn uncaught_limits(&self) -> u64 {
+        self.arena
+            .limit_unwinds()
+            .saturating_sub(self.caught_limits.load(Ordering::Acquire))
     }
 
     /// Whether the response has ended.
@@ -180,6 +197,23 @@ impl Lease {
             End::from_u8(*self.end.get_mut())
         };
         let span = self.seen_span.get().unwrap_or(&self.span);
+        let uncaught = self
+            .arena
+            .limit_unwinds()
+            .saturating_sub(*self.caught_limits.get_mut());
+        if uncaught > 0 {
+            let max_request_bytes = pool.config.max_request_bytes.unwrap_or(0);
+            span.in_scope(|| {
+                tracing::warn!(
+                    target: "arena_tower",
+                    max_request_bytes,
+                    unwinds = uncaught,
+                    "{uncaught} allocation(s) of this request unwound at max_request_bytes \
+                     ({max_request_bytes} bytes) out of the layer's reach (in a spawned task, \
+                     or a destructor while the response was dropped): nothing answered them"
+                )
+            });
+        }
         let arena = &mut self.arena;
         let wants_event = self.started.is_some();
         // Only a span that declares the fields gets them (and the stats walk

@@ -110,6 +110,13 @@ impl Config {
                 self.chunk_size
             ));
         }
+        if self.max_request_bytes == Some(0) {
+            return Err(
+                "ArenaLayer::max_request_bytes(0) would refuse every allocation; to have \
+                        no limit, do not set one"
+                    .to_owned(),
+            );
+        }
         if !(self.over_limit_status.is_client_error() || self.over_limit_status.is_server_error()) {
             return Err(format!(
                 "ArenaLayer::over_limit_status({}) must be an error status (4xx or 5xx)",

@@ -96,7 +96,10 @@ where
         // `async` block) can hit the byte limit here already.
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
             Ok(future) => ResponseFuture::new(future, guard),
-            Err(payload) => ResponseFuture::over_limit(limit_or_resume(payload), guard),
+            Err(payload) => {
+                let limit = limit_or_resume(payload, &guard);
+                ResponseFuture::over_limit(limit, guard)
+            }
         }
     }
 }

@@ -123,3 +123,79 @@ fn freed_last_blocks_are_given_back_so_loops_do_not_grow_the_arena() {
     assert_eq!(arena.bytes_allocated(), 2048 + 16);
     assert_eq!(*after, [2u8; 16]);
 }
+
+mod family {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use arena_b::{AllocOrInitError, ArenaBox};
+
+    include!("../../arena-b/tests/support/family_suite.rs");
+
+    /// The allocation family reaches handlers: `RequestArena` has every
+    /// method (through `Deref` to its `SyncArena`), and `&RequestArena` is
+    /// an `ArenaAllocator` for `ArenaBox::new_in` and `String::into_str`.
+    #[test]
+    fn the_family_on_request_arena() {
+        let layer = arena_tower::ArenaLayer::new();
+        let drops = Arc::new(AtomicUsize::new(0));
+        {
+            let arena = layer.lease();
+            family!(&arena, &drops);
+            let b = ArenaBox::new_in(String::from("boxed"), &arena);
+            let s = arena_b::format_in!(&arena, "{}!", *b).into_str();
+            assert_eq!(s, "boxed!");
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 9, "released: destructors ran");
+    }
+}
+
+/// Review finding (unsound before the fix): a spare `alloc_bytes` block was
+/// handed out again after the handler rewound its thread's part past it (a
+/// rewind whose contract the handler kept: it had dropped its `Bytes`), so
+/// safe code wrote into an immutable `Bytes`.
+#[test]
+fn a_spare_buffer_is_not_reused_after_its_part_was_rewound() {
+    let layer = ArenaLayer::new();
+    let arena = layer.lease();
+    arena.scope(|s| {
+        let part = s.arena();
+        let cp = part.checkpoint();
+        let first = arena.alloc_bytes(&[1u8; 64]);
+        drop(first); // the only reference to that memory is gone
+                     // SAFETY: nothing allocated after `cp` is used again.
+        unsafe { part.rewind_to_checkpoint(cp) };
+        let mine: &mut [u8] = part.alloc_slice_fast(&[7u8; 64]);
+        let bytes = arena.alloc_bytes(&[2u8; 64]);
+        assert_ne!(
+            mine.as_ptr(),
+            bytes.as_ptr(),
+            "the same memory handed out twice"
+        );
+        mine[0] = 9;
+        assert_eq!(bytes[0], 2);
+    });
+}
+
+#[test]
+fn a_spare_buffer_is_reused_on_its_own_thread_and_not_on_another() {
+    let layer = ArenaLayer::new();
+    let arena = layer.lease();
+    let first = arena.alloc_bytes(&[1u8; 100]);
+    let at = first.as_ptr() as usize;
+    drop(first);
+    let again = arena.alloc_bytes(&[2u8; 120]); // same size class: reused
+    assert_eq!(again.as_ptr() as usize, at);
+    drop(again);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let other = arena.alloc_bytes(&[3u8; 100]);
+            assert_ne!(
+                other.as_ptr() as usize,
+                at,
+                "another thread's part: not reused there"
+            );
+        });
+    });
+    assert_eq!(arena.alloc_bytes(&[4u8; 50]).as_ptr() as usize, at);
+}

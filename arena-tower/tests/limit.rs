@@ -12,7 +12,7 @@ use allocator_api2::vec::Vec as ArenaVec;
 use arena_tower::{ArenaLayer, RequestArena};
 use axum::body::Bytes;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use common::{eventually, request, run, serve, Capture};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -202,5 +202,116 @@ fn other_panics_are_not_caught_by_the_layer() {
     }))
     .unwrap_err();
     assert_eq!(payload.downcast_ref::<u32>(), Some(&42));
+    assert_eq!(layer.pool_stats().in_flight, 0);
+}
+
+/// Review finding (a real server): a `Drop` that allocated in the arena
+/// while the limit's unwind ran it unwound again, which aborts the process.
+#[test]
+fn a_destructor_that_allocates_during_the_limit_unwind_does_not_abort_the_server() {
+    struct AllocOnDrop(RequestArena, usize);
+    impl Drop for AllocOnDrop {
+        fn drop(&mut self) {
+            self.0.alloc_slice_fast(&vec![0u8; self.1]);
+        }
+    }
+    async fn drop_alloc(arena: RequestArena) -> String {
+        let _guard = AllocOnDrop(arena.clone(), 600_000);
+        let mut v = ArenaVec::new_in(&arena);
+        for i in 0..10_000_000u64 {
+            v.push(i);
+        }
+        format!("{}", v.len())
+    }
+    let capture = Capture::default();
+    let layer = ArenaLayer::new().max_request_bytes(LIMIT);
+    run(&capture, async {
+        let app = Router::new()
+            .route("/", post(drop_alloc))
+            .layer(layer.clone());
+        let addr = serve(app).await;
+        for _ in 0..5 {
+            let (status, _) = request(addr, "POST", "/", "").await;
+            assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        eventually("every arena is back", || layer.pool_stats().in_flight == 0).await;
+    });
+}
+
+/// Review finding: a limit hit in a task the handler spawned, feeding a
+/// streaming body through a channel, made the stream end cleanly (a 200
+/// with a silently truncated body) and logged nothing.
+#[test]
+fn a_limit_hit_in_a_spawned_task_ends_its_body_with_an_error_and_a_warning() {
+    async fn chan_over(arena: RequestArena) -> axum::body::Body {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        tokio::spawn(async move {
+            loop {
+                let chunk = arena.alloc_slice_fast(&[b'c'; 8192]);
+                if tx.send(Bytes::copy_from_slice(chunk)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+            Some((Ok::<_, std::convert::Infallible>(rx.recv().await?), rx))
+        });
+        axum::body::Body::from_stream(chunks)
+    }
+    let capture = Capture::default();
+    let layer = ArenaLayer::new().max_request_bytes(LIMIT);
+    run(&capture, async {
+        let app = Router::new()
+            .route("/", get(chan_over))
+            .layer(layer.clone())
+            .layer(TraceLayer::new_for_http().make_span_with(
+                |req: &http::Request<_>| tracing::info_span!("request", uri = %req.uri()),
+            ));
+        let addr = serve(app).await;
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get("/")
+            .header(http::header::HOST, "localhost")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(req).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = http_body_util::BodyExt::collect(response.into_body()).await;
+        assert!(body.is_err(), "the cut-short body must not look complete");
+        eventually("the arena is back", || layer.pool_stats().in_flight == 0).await;
+    });
+    let releases = capture.releases();
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0].field("ended"), Some("over_limit"));
+    let warned = capture
+        .events()
+        .into_iter()
+        .any(|e| e.target == "arena_tower" && e.fields.contains_key("unwinds"));
+    assert!(warned, "the release says an unwind happened out of reach");
+}
+
+/// Review finding: the layer answered 413 for any `LimitExceeded`, also one
+/// from another arena the handler used on its own.
+#[test]
+fn another_arenas_limit_is_not_the_requests() {
+    use tower::{Layer, ServiceExt};
+    let layer = ArenaLayer::new().max_request_bytes(LIMIT);
+    let svc = layer.layer(tower::service_fn(|_req: http::Request<()>| async {
+        let own = arena_b::Arena::builder()
+            .allocation_limit(1024)
+            .limit_policy(arena_b::LimitPolicy::Unwind)
+            .build();
+        own.alloc_slice_fast(&[0u8; 4096]);
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    }));
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        common::block_on(svc.oneshot(http::Request::new(())))
+    }))
+    .unwrap_err();
+    assert!(arena_b::LimitExceeded::from_payload(&*payload).is_some());
     assert_eq!(layer.pool_stats().in_flight, 0);
 }

@@ -151,7 +151,11 @@ fn bad_settings_panic_with_a_message_naming_them() {
             .unwrap_or_else(|| payload.downcast_ref::<&str>().unwrap().to_string())
     }
     type Setting = Box<dyn FnOnce() -> ArenaLayer + std::panic::UnwindSafe>;
-    let cases: [(&str, Setting); 6] = [
+    let cases: [(&str, Setting); 7] = [
+        (
+            "max_request_bytes(0)",
+            Box::new(|| ArenaLayer::new().max_request_bytes(0)),
+        ),
         ("shards(0)", Box::new(|| ArenaLayer::new().shards(0))),
         (
             "shards(18446744073709551615)",

@@ -81,3 +81,41 @@ fn twenty_thousand_chunks_stream_in_bounded_memory_under_a_one_mib_limit() {
     assert!(bytes < 256 * 1024, "{bytes} bytes for {chunks} chunks");
     assert!(layer.pool_stats().retained_bytes < 1 << 20);
 }
+
+/// `n` chunks, chunk `i` being `i + 1` bytes: sizes grow all the time.
+async fn growing(arena: RequestArena, Path(chunks): Path<usize>) -> Body {
+    let parts = futures_util::stream::unfold(0usize, move |i| {
+        let arena = arena.clone();
+        async move {
+            if i == chunks {
+                return None;
+            }
+            let chunk = arena.alloc_bytes(&vec![b'y'; i + 1]);
+            Some((Ok::<_, std::convert::Infallible>(chunk), i + 1))
+        }
+    });
+    Body::from_stream(parts)
+}
+
+/// Review finding: a stream whose chunks grow never found a spare buffer
+/// big enough, so every chunk stayed (25,000 chunks: 310 MB).
+#[test]
+fn a_stream_of_growing_chunks_stays_bounded() {
+    let capture = Capture::default();
+    let layer = ArenaLayer::new().max_request_bytes(4 << 20);
+    let chunks = 6000; // 18 MB in all, the largest chunk 6 KB
+    run(&capture, async {
+        let app = Router::new()
+            .route("/growing/{chunks}", get(growing))
+            .layer(layer.clone());
+        let addr = serve(app).await;
+        let (status, body) = request(addr, "GET", &format!("/growing/{chunks}"), "").await;
+        assert_eq!(status, 200);
+        assert_eq!(body.len(), chunks * (chunks + 1) / 2);
+        eventually("the arena is back", || layer.pool_stats().in_flight == 0).await;
+    });
+    let release = &capture.releases()[0];
+    assert_eq!(release.field("ended"), Some("finished"));
+    let peak: usize = release.field("peak_bytes").unwrap().parse().unwrap();
+    assert!(peak < 1 << 20, "peak {peak} bytes");
+}

@@ -220,6 +220,7 @@ impl Arena {
         // `docs/architecture.md`).
         let decommitted = self.move_to(checkpoint.pos);
         self.record_rewind(self.pos());
+        self.reuse_generation.set(self.reuse_generation.get() + 1);
         #[cfg(feature = "stats")]
         self.counters.rewinds.add(1);
         self.report(decommitted);

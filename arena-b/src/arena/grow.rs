@@ -2,6 +2,7 @@
 //! between chunks.
 
 use super::*;
+use crate::typed::Mode;
 
 /// How big a new chunk is.
 #[derive(Clone, Copy)]
@@ -58,7 +59,12 @@ impl Arena {
     /// reported here, after the chunk list is released: nothing changed.
     #[cold]
     #[inline(never)]
-    pub(crate) fn grow(&self, layout: Layout, growth: Growth) -> Result<Pending, AllocError> {
+    pub(crate) fn grow(
+        &self,
+        layout: Layout,
+        growth: Growth,
+        mode: Mode,
+    ) -> Result<Pending, AllocError> {
         let mut chunks = self.chunks.borrow_mut();
         #[cfg(feature = "virtual_memory")]
         if let Some(event) = self.commit_more(&mut chunks, layout) {
@@ -78,11 +84,12 @@ impl Arena {
         match reusable {
             Some(j) => chunks.swap(next, j),
             None => {
-                let chunk = match self.new_chunk(layout, growth) {
+                let chunk = match self.new_chunk(layout, growth, mode) {
                     Ok(chunk) => chunk,
                     Err((err, event)) => {
                         drop(chunks);
                         report(self.config.sink.as_ref(), event);
+                        self.refused(&err, mode);
                         return Err(err);
                     }
                 };
@@ -134,6 +141,7 @@ impl Arena {
         &self,
         layout: Layout,
         growth: Growth,
+        mode: Mode,
     ) -> Result<RawChunk, (AllocError, DiagnosticEvent)> {
         let needed = layout.size();
         let total = self.counters.capacity.get();
@@ -167,16 +175,19 @@ impl Arena {
             let room = limit.saturating_sub(total);
             if capacity > room {
                 capacity = exact;
-                if capacity > room {
+                if capacity > room && !self.over_limit_allowed(mode) {
                     return Err(refused(limit));
                 }
             }
         }
-        if let Some(shared) = &self.config.shared_limit {
+        if let Some(shared) = self.config.shared_limit() {
             if !shared.try_take(capacity) {
                 capacity = exact;
                 if !shared.try_take(capacity) {
-                    return Err(refused(shared.limit));
+                    if !self.over_limit_allowed(mode) {
+                        return Err(refused(shared.limit));
+                    }
+                    shared.take(capacity);
                 }
             }
         }
@@ -196,8 +207,33 @@ impl Arena {
                 return Err(oom(capacity));
             }
         };
-        chunk.budgeted = self.config.shared_limit.is_some();
+        chunk.budgeted = self.config.shared_limit().is_some();
         Ok(chunk)
+    }
+
+    /// Whether an allocation may go past the limit: only while this thread
+    /// unwinds (a destructor running during a panic, the limit's own unwind
+    /// included), for a caller that would otherwise unwind again, which
+    /// would abort the process. The request is being torn down anyway.
+    #[cold]
+    fn over_limit_allowed(&self, mode: Mode) -> bool {
+        self.config.limit_policy == crate::LimitPolicy::Unwind
+            && std::thread::panicking()
+            && mode.unwinds()
+    }
+
+    /// After a refusal has been reported: under `LimitPolicy::Unwind`, a
+    /// plain method or the `Allocator` interface unwinds with the limit
+    /// (the books are untouched: nothing changed before the refusal).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn refused(&self, err: &AllocError, mode: Mode) {
+        if err.unwinds() && mode.unwinds() {
+            if let Some(sync) = &self.config.sync {
+                sync.note_limit_unwind();
+            }
+            crate::limit::unwind(crate::LimitExceeded::from_error(err));
+        }
     }
 
     /// An idle chunk is put to use again: if it was given back to the
@@ -205,7 +241,7 @@ impl Arena {
     /// limit has no room for it (the caller takes a new chunk of the size
     /// it needs instead).
     pub(crate) fn budget_reused(&self, chunk: &mut RawChunk) -> bool {
-        let Some(shared) = &self.config.shared_limit else {
+        let Some(shared) = self.config.shared_limit() else {
             return true;
         };
         if !chunk.budgeted {
@@ -224,7 +260,7 @@ impl Arena {
     /// state of a new arena), so that the next allocation goes through
     /// `grow`, which takes a chunk's bytes again before using it.
     pub(crate) fn unbudget_idle_chunks(&self) {
-        let Some(shared) = &self.config.shared_limit else {
+        let Some(shared) = self.config.shared_limit() else {
             return;
         };
         let mut chunks = self.chunks.borrow_mut();
@@ -246,7 +282,7 @@ impl Arena {
 
     /// Returns chunk bytes to the limit shared with other arenas, if any.
     pub(crate) fn give_back_shared(&self, bytes: usize) {
-        if let Some(shared) = &self.config.shared_limit {
+        if let Some(shared) = self.config.shared_limit() {
             shared.give_back(bytes);
         }
     }

@@ -123,6 +123,11 @@ pub struct Arena {
     pub(crate) scope_hint: Cell<usize>,
     /// Set while a rewind runs destructors (see `run_drops_until`).
     pub(crate) rewinding: Cell<bool>,
+    /// Ticks at every `rewind_to_checkpoint` and `reset`: the only moves
+    /// back that can hand out again memory someone else still holds
+    /// (scope exits and `Allocator` frees give back only their own
+    /// blocks). See `SyncArena::local_epoch`.
+    pub(crate) reuse_generation: Cell<u64>,
     /// Feature `virtual_memory`: a rewind or reset that leaves more than
     /// this many committed bytes above the cursor decommits them
     /// (`usize::MAX` without a reserved region: never).
@@ -160,6 +165,12 @@ impl fmt::Debug for Arena {
             .field("chunks", &self.chunks.borrow().len())
             .field("config", &self.config)
             .finish()
+    }
+}
+
+impl crate::limit::Refuses for Arena {
+    fn refusal_id(&self) -> u64 {
+        self.config.owner
     }
 }
 
@@ -217,6 +228,11 @@ impl Arena {
         reserve: usize,
         #[cfg(feature = "virtual_memory")] virtual_region: Option<RawChunk>,
     ) -> Result<Arena, AllocError> {
+        let id = next_arena_id();
+        let mut config = config;
+        if config.owner == 0 {
+            config.owner = id;
+        }
         let arena = Arena {
             cursor: Cursor::empty(),
             drops: DropList::new(),
@@ -231,13 +247,14 @@ impl Arena {
             scope_high: Cell::new(Pos::ZERO),
             scope_hint: Cell::new(0),
             rewinding: Cell::new(false),
+            reuse_generation: Cell::new(0),
             #[cfg(feature = "virtual_memory")]
             decommit_over: Cell::new(usize::MAX),
             #[cfg(feature = "slab")]
             slab_generation: Cell::new(0),
             #[cfg(feature = "slab")]
             slab: Default::default(),
-            id: next_arena_id(),
+            id,
             counters: Counters::default(),
             #[cfg(feature = "debug")]
             debug: Default::default(),
@@ -250,7 +267,7 @@ impl Arena {
         }
         if reserve > 0 {
             let layout = Layout::from_size_align(reserve, 1).map_err(|_| AllocError::overflow())?;
-            let pending = arena.grow(layout, Growth::Exact)?;
+            let pending = arena.grow(layout, Growth::Exact, crate::typed::Mode::Try)?;
             arena.report_pending(pending);
         }
         Ok(arena)
@@ -274,6 +291,7 @@ impl Arena {
         let decommitted = self.move_to(Pos::ZERO);
         self.unbudget_idle_chunks();
         self.record_rewind(self.pos());
+        self.reuse_generation.set(self.reuse_generation.get() + 1);
         self.counters.resets.add(1);
         self.report(decommitted);
     }
@@ -355,7 +373,7 @@ impl Drop for Arena {
         impl Drop for GiveBack<'_> {
             fn drop(&mut self) {
                 let arena = self.0;
-                if arena.config.shared_limit.is_some() {
+                if arena.config.shared_limit().is_some() {
                     let budgeted: usize = arena
                         .chunks
                         .borrow()
