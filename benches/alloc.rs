@@ -36,8 +36,10 @@
 //!    reused `Bump` that is `reset` after the 1024 allocations
 //!    (`bumpalo_reused_reset`).
 //!
-//! Every allocator is created once, outside the timed loop, with a 64 KiB
-//! first chunk, so the steady state measures the bump fast path and the
+//! 4. `mixed_sizes` and 5. `alloc_with_small`: see their functions.
+//!
+//! Except in `mixed_sizes`, every allocator is created once, outside the
+//! timed loop, with a 64 KiB first chunk, so the steady state measures the bump fast path and the
 //! rewind, never chunk allocation or a chunk change. `black_box` hides the
 //! inputs and every returned reference from the optimizer.
 
@@ -208,5 +210,143 @@ fn reused_arena_many_u64(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, alloc_u64, many_allocs_u64, reused_arena_many_u64);
+/// 16 bytes aligned to 16.
+#[derive(Clone, Copy)]
+#[allow(dead_code)] // only its size and alignment matter
+#[repr(align(16))]
+struct Aligned16([u8; 16]);
+
+/// One round of `mixed_sizes`: 1,024 allocations of 3, 8, 32, 16 (aligned
+/// to 16) and 200 bytes in turn, about 53 KB, through `alloc`.
+/// `$e` is the allocation of value `$v` (expanded once per type).
+macro_rules! mixed_round {
+    ($v:ident => $e:expr) => {
+        for i in 0..MANY as usize {
+            match i % 5 {
+                0 => {
+                    let $v = [i as u8; 3];
+                    black_box($e);
+                }
+                1 => {
+                    let $v = i as u64;
+                    black_box($e);
+                }
+                2 => {
+                    let $v = [i as u8; 32];
+                    black_box($e);
+                }
+                3 => {
+                    let $v = Aligned16([i as u8; 16]);
+                    black_box($e);
+                }
+                _ => {
+                    let $v = [i as u8; 200];
+                    black_box($e);
+                }
+            }
+        }
+    };
+}
+
+/// 4. `mixed_sizes`: the round above, then a free of all of it, with
+///    every allocator at its defaults (`new()`: a small first chunk, so the
+///    round spans several chunks until the allocator settles): the arena
+///    rewinds to a checkpoint (`arena_rewind`) or resets (`arena_reset`),
+///    bumpalo resets, bump-scope resets.
+fn mixed_sizes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mixed_sizes");
+    configure(&mut group);
+
+    group.bench_function("arena_rewind", |b| {
+        let arena = Box::new(Arena::new());
+        let cp = arena.checkpoint();
+        b.iter(|| {
+            mixed_round!(v => arena.alloc(v));
+            // SAFETY: every reference above is dead.
+            unsafe { arena.rewind_to_checkpoint(cp) };
+        });
+    });
+
+    group.bench_function("arena_reset", |b| {
+        let mut arena = Box::new(Arena::new());
+        b.iter(|| {
+            mixed_round!(v => arena.alloc(v));
+            arena.reset();
+        });
+    });
+
+    group.bench_function("bumpalo", |b| {
+        let mut bump = Box::new(bumpalo::Bump::new());
+        b.iter(|| {
+            mixed_round!(v => bump.alloc(v));
+            bump.reset();
+        });
+    });
+
+    group.bench_function("bump_scope", |b| {
+        let mut bump: Box<bump_scope::Bump> = Box::new(bump_scope::Bump::new());
+        b.iter(|| {
+            mixed_round!(v => bump.alloc(v).into_mut());
+            bump.reset();
+        });
+    });
+
+    group.finish();
+}
+
+/// 5. `alloc_with_small`: `alloc_with(|| v)` against `alloc(v)` of a small
+///    value (a `u64` and a 24-byte struct), 1,024 per iteration with a
+///    rewind: building in place costs nothing extra.
+fn alloc_with_small(c: &mut Criterion) {
+    let mut group = c.benchmark_group("alloc_with_small");
+    configure(&mut group);
+
+    group.bench_function("alloc", |b| {
+        let arena = Box::new(Arena::with_capacity(CAPACITY));
+        b.iter(|| {
+            let cp = arena.checkpoint();
+            for i in 0..MANY {
+                black_box(arena.alloc(black_box(i)));
+                black_box(arena.alloc(black_box((i, i as u32, [i as u8; 8]))));
+            }
+            // SAFETY: every reference above is dead.
+            unsafe { arena.rewind_to_checkpoint(cp) };
+        });
+    });
+
+    group.bench_function("alloc_with", |b| {
+        let arena = Box::new(Arena::with_capacity(CAPACITY));
+        b.iter(|| {
+            let cp = arena.checkpoint();
+            for i in 0..MANY {
+                black_box(arena.alloc_with(|| black_box(i)));
+                black_box(arena.alloc_with(|| black_box((i, i as u32, [i as u8; 8]))));
+            }
+            // SAFETY: every reference above is dead.
+            unsafe { arena.rewind_to_checkpoint(cp) };
+        });
+    });
+
+    group.bench_function("bumpalo_alloc_with", |b| {
+        let mut bump = Box::new(bumpalo::Bump::with_capacity(CAPACITY));
+        b.iter(|| {
+            for i in 0..MANY {
+                black_box(bump.alloc_with(|| black_box(i)));
+                black_box(bump.alloc_with(|| black_box((i, i as u32, [i as u8; 8]))));
+            }
+            bump.reset();
+        });
+    });
+
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    alloc_u64,
+    many_allocs_u64,
+    reused_arena_many_u64,
+    mixed_sizes,
+    alloc_with_small
+);
 criterion_main!(benches);

@@ -87,6 +87,57 @@ fn bumpalo_herd_many_u64(member: &bumpalo_herd::Member<'_>) {
     }
 }
 
+/// 16 bytes aligned to 16.
+#[derive(Clone, Copy)]
+#[allow(dead_code)] // only its size and alignment matter
+#[repr(align(16))]
+struct Aligned16([u8; 16]);
+
+/// 1,024 allocations of 3, 8, 32, 16 (aligned to 16) and 200 bytes in
+/// turn, `$e` allocating `$v` (expanded once per type).
+macro_rules! mixed {
+    ($v:ident => $e:expr) => {
+        for i in 0..MANY as usize {
+            match i % 5 {
+                0 => {
+                    let $v = [i as u8; 3];
+                    black_box($e);
+                }
+                1 => {
+                    let $v = i as u64;
+                    black_box($e);
+                }
+                2 => {
+                    let $v = [i as u8; 32];
+                    black_box($e);
+                }
+                3 => {
+                    let $v = Aligned16([i as u8; 16]);
+                    black_box($e);
+                }
+                _ => {
+                    let $v = [i as u8; 200];
+                    black_box($e);
+                }
+            }
+        }
+    };
+}
+
+#[inline(never)]
+fn arena_mixed(arena: &Arena) {
+    let cp = arena.checkpoint();
+    mixed!(v => arena.alloc(v));
+    // SAFETY: every reference above is dead.
+    unsafe { arena.rewind_to_checkpoint(cp) };
+}
+
+#[inline(never)]
+fn bumpalo_mixed(bump: &mut bumpalo::Bump) {
+    mixed!(v => bump.alloc(v));
+    bump.reset();
+}
+
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)
@@ -98,6 +149,8 @@ fn main() {
     let sync = arena_b::SyncArena::new();
     let herd = bumpalo_herd::Herd::new();
     let member = herd.get();
+    let mixed_arena = Arena::new();
+    let mut mixed_bump = bumpalo::Bump::new();
     for _ in 0..rounds {
         arena_alloc_u64(&arena);
         bumpalo_alloc_u64(&mut bumpalo);
@@ -108,6 +161,8 @@ fn main() {
         arena_scope_many_u64(&arena);
         arena_sync_many_u64(&sync);
         bumpalo_herd_many_u64(&member);
+        arena_mixed(&mixed_arena);
+        bumpalo_mixed(&mut mixed_bump);
     }
     println!("ran {rounds} round(s) of each hot path");
 }

@@ -97,7 +97,7 @@ impl Blocks for ArenaBlocks<'_> {
                 return Ok(block);
             }
         }
-        typed::raw(self.arena, layout, typed::Mode::Allocator)
+        typed::layout(self.arena, layout, typed::Mode::Allocator)
     }
 
     #[inline(always)]
@@ -123,7 +123,7 @@ impl Blocks for ArenaBlocks<'_> {
 impl Blocks for Scope<'_> {
     #[inline(always)]
     fn alloc_block(&self, layout: Layout) -> Result<NonNull<u8>, crate::AllocError> {
-        typed::raw(self, layout, typed::Mode::Allocator)
+        typed::layout(self, layout, typed::Mode::Allocator)
     }
 
     #[inline(always)]

@@ -422,7 +422,7 @@ macro_rules! alloc_api {
             #[track_caller]
             pub fn alloc_layout(&self, layout: core::alloc::Layout) -> core::ptr::NonNull<u8> {
                 let $p = self;
-                match $crate::typed::raw($plain, layout, $crate::typed::Mode::Plain) {
+                match $crate::typed::layout($plain, layout, $crate::typed::Mode::Plain) {
                     Ok(r) => r,
                     Err(e) => $crate::typed::fail(e, Some(layout)),
                 }
@@ -437,7 +437,7 @@ macro_rules! alloc_api {
                 layout: core::alloc::Layout,
             ) -> Result<core::ptr::NonNull<u8>, $crate::AllocError> {
                 let $t = self;
-                $crate::typed::raw($try?, layout, $crate::typed::Mode::Try)
+                $crate::typed::layout($try?, layout, $crate::typed::Mode::Try)
             }
         }
     };

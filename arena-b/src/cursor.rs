@@ -19,17 +19,28 @@ use crate::owner_cell::OwnerPtr;
 /// Invariant: either both pointers are null, or both point into (or one
 /// past) the same live chunk with `ptr <= end`, and the bytes in between
 /// belong to nobody.
+///
+/// # Why the position is kept twice
+/// The owner bumps `ptr`, a plain `Cell`. Other threads (a `SyncArena`
+/// summing its parts' telemetry) read `published`, an atomic the owner
+/// copies `ptr` into after each allocation has written its value
+/// ([`publish`](Cursor::publish)). An atomic store *before* the value is
+/// written would keep the optimizer from building the value straight in the
+/// arena: `arena.alloc([x; 200])` was a `memset` on the stack and a `memcpy`
+/// call, where bumpalo writes the bytes in place.
 #[derive(Debug)]
 pub(crate) struct Cursor {
-    /// Readable from other threads (a `SyncArena` summing its sub-arenas).
-    ptr: OwnerPtr,
+    ptr: Cell<*mut u8>,
+    /// `ptr` as of the owner's last `publish` (or window change).
+    published: OwnerPtr,
     end: Cell<*mut u8>,
 }
 
 impl Cursor {
     pub(crate) const fn empty() -> Self {
         Cursor {
-            ptr: OwnerPtr::new(ptr::null_mut()),
+            ptr: Cell::new(ptr::null_mut()),
+            published: OwnerPtr::new(ptr::null_mut()),
             end: Cell::new(ptr::null_mut()),
         }
     }
@@ -37,6 +48,19 @@ impl Cursor {
     #[inline(always)]
     pub(crate) fn ptr(&self) -> *mut u8 {
         self.ptr.get()
+    }
+
+    /// The position for a reader on another thread.
+    #[inline(always)]
+    pub(crate) fn published(&self) -> *mut u8 {
+        self.published.get()
+    }
+
+    /// Makes the position visible to readers on other threads; called by
+    /// the owner after an allocation has written its value.
+    #[inline(always)]
+    pub(crate) fn publish(&self) {
+        self.published.set(self.ptr.get());
     }
 
     /// Free bytes left in the window.
@@ -55,6 +79,7 @@ impl Cursor {
     pub(crate) unsafe fn set(&self, ptr: *mut u8, end: *mut u8) {
         debug_assert!(ptr.addr() <= end.addr());
         self.ptr.set(ptr);
+        self.published.set(ptr);
         self.end.set(end);
     }
 
@@ -67,6 +92,7 @@ impl Cursor {
     pub(crate) unsafe fn set_ptr(&self, ptr: *mut u8) {
         debug_assert!(ptr.addr() <= self.end.get().addr());
         self.ptr.set(ptr);
+        self.published.set(ptr);
     }
 
     /// Bumps `layout.size()` bytes aligned to `layout.align()` off the
@@ -150,6 +176,7 @@ impl Cursor {
             crate::asan::unpoison(new_ptr.with_addr(old.addr()), new_size)
         };
         self.ptr.set(new_ptr);
+        self.published.set(new_ptr);
         true
     }
 }

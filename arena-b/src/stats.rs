@@ -41,6 +41,11 @@ pub struct ArenaStats {
     /// Bytes left unused at the end of chunks when allocation moved on to
     /// the next chunk (cumulative).
     pub wasted_tail_bytes: usize,
+    /// Times allocation moved on from a full chunk to another
+    /// (cumulative). A loop that rewinds or resets settles at one switch
+    /// per round at most: the chunks a round walked through are merged
+    /// into one when the cursor moves back over them.
+    pub chunk_switches: u64,
     /// Allocation calls served (feature `stats`; `None` without it). Those
     /// made through a scope are added when the scope ends.
     pub allocations: Option<u64>,
@@ -263,6 +268,7 @@ impl Arena {
             rewinds: self.counters.rewinds.get() as u64,
             resets: self.counters.resets.get() as u64,
             wasted_tail_bytes: self.counters.wasted.get(),
+            chunk_switches: self.counters.switches.get() as u64,
             #[cfg(feature = "stats")]
             allocations: Some(self.counters.allocations.get() as u64),
             #[cfg(not(feature = "stats"))]
@@ -284,7 +290,7 @@ impl Arena {
             fence(Ordering::Acquire);
             let start = self.chunk_start.get();
             let used = self.used_before.get();
-            let ptr = self.cursor.ptr();
+            let ptr = self.cursor.published();
             fence(Ordering::Acquire);
             if self.chunk_seq.get() == before {
                 return if start.is_null() {

@@ -263,6 +263,15 @@ impl SyncArena {
         }
     }
 
+    /// This thread's sub-arena if the thread cache holds it.
+    #[cfg(feature = "lockfree")]
+    #[inline(always)]
+    fn cached_local(&self) -> Option<&Arena> {
+        let (id, shard) = LAST.with(Cell::get);
+        // SAFETY: as in `local`.
+        (id == self.id).then(|| unsafe { &(*shard).arena })
+    }
+
     /// This thread's sub-arena, or the error of making it.
     #[inline(always)]
     pub(crate) fn try_local(&self) -> Result<&Arena, AllocError> {
@@ -609,6 +618,7 @@ impl SyncArena {
                 sum.rewinds += s.rewinds;
                 sum.resets += s.resets;
                 sum.wasted_tail_bytes += s.wasted_tail_bytes;
+                sum.chunk_switches += s.chunk_switches;
                 sum.allocations = match (sum.allocations, s.allocations) {
                     (Some(a), Some(b)) => Some(a + b),
                     (a, b) => a.or(b),
@@ -807,6 +817,21 @@ impl<'a> Bump<'a> for SyncBump<'a> {
     #[inline]
     fn give_back_last(self, ptr: NonNull<u8>, size: usize) {
         self.part().give_back_last(ptr, size)
+    }
+
+    #[inline(always)]
+    fn publish(self) {
+        match self {
+            SyncBump::Part(part) => part.publish(),
+            // A part this thread used is the cached one; one that does not
+            // exist yet has nothing to publish.
+            #[cfg(feature = "lockfree")]
+            SyncBump::Shared(arena, _) => {
+                if let Some(part) = arena.cached_local() {
+                    part.publish();
+                }
+            }
+        }
     }
 }
 

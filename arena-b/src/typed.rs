@@ -71,6 +71,11 @@ pub(crate) trait Bump<'a>: Copy {
     /// Gives `[ptr, ptr + size)` back if it is the last block handed out
     /// (the slot of an `alloc_try_with` whose closure failed).
     fn give_back_last(self, ptr: NonNull<u8>, size: usize);
+    /// Makes the cursor's position visible to telemetry readers on other
+    /// threads, once the value is written (see `Cursor`: publishing before
+    /// would keep the value from being built in place).
+    #[inline(always)]
+    fn publish(self) {}
 }
 
 /// A non-null pointer aligned to `align`, for zero-sized requests.
@@ -105,6 +110,19 @@ fn raw_own<'a, B: Bump<'a>>(b: B, layout: Layout, mode: Mode) -> Result<NonNull<
         Some(p) => Ok(p),
         None => slow_reported(b, layout, mode),
     }
+}
+
+/// [`raw`] for a caller that writes the memory itself later (`alloc_layout`,
+/// the `Allocator` interface): the position is published at once.
+#[inline(always)]
+pub(crate) fn layout<'a, B: Bump<'a>>(
+    b: B,
+    layout: Layout,
+    mode: Mode,
+) -> Result<NonNull<u8>, AllocError> {
+    let p = raw(b, layout, mode)?;
+    b.publish();
+    Ok(p)
 }
 
 #[cold]
@@ -190,6 +208,7 @@ pub(crate) fn with<'a, B: Bump<'a>, T: 'static, F: FnOnce() -> T>(
         write_with(DropNode::value_ptr(node), f);
         b.drop_list().link(node)
     };
+    b.publish();
     // Only now, with the value in place and its destructor linked, may the
     // sink (user code) run: a checkpoint it takes must not see the value
     // half made.
@@ -233,6 +252,7 @@ pub(crate) unsafe fn with_no_drop<'a, B: Bump<'a>, T, F: FnOnce() -> T>(
     // and aligned for a ZST), exclusively ours for `'a`.
     unsafe {
         write_with(p.as_ptr(), f);
+        b.publish();
         Ok(&mut *p.as_ptr())
     }
 }
@@ -256,6 +276,7 @@ pub(crate) fn try_with<'a, B: Bump<'a>, T: 'static, E, F: FnOnce() -> Result<T, 
         unsafe {
             let result = DropNode::value_ptr(node);
             write_with(result, f);
+            b.publish();
             if (*result).is_ok() {
                 let linked = b.drop_list().link(node);
                 b.report(pending);
@@ -279,6 +300,7 @@ pub(crate) fn try_with<'a, B: Bump<'a>, T: 'static, E, F: FnOnce() -> Result<T, 
     // `T` has no drop glue, and an `Err` is read out of the slot.
     unsafe {
         write_with(slot.as_ptr(), f);
+        b.publish();
         if let Ok(v) = &mut *slot.as_ptr() {
             return Ok(Ok(v));
         }
@@ -305,6 +327,7 @@ pub(crate) fn slice_copy<'a, B: Bump<'a>, T: Copy>(
     // overlap `src`; `T: Copy` needs no drop.
     unsafe {
         ptr::copy_nonoverlapping(src.as_ptr(), p.as_ptr(), src.len());
+        b.publish();
         Ok(core::slice::from_raw_parts_mut(p.as_ptr(), src.len()))
     }
 }
@@ -327,6 +350,7 @@ pub(crate) fn str_zeroed<'a, B: Bump<'a>>(
     // valid UTF-8 (NUL characters).
     unsafe {
         ptr::write_bytes(p.as_ptr(), 0, len);
+        b.publish();
         let bytes = core::slice::from_raw_parts_mut(p.as_ptr(), len);
         Ok(core::str::from_utf8_unchecked_mut(bytes))
     }
@@ -358,6 +382,7 @@ pub(crate) fn slice_from_iter<'a, B: Bump<'a>, T: 'static, I: Iterator<Item = T>
         // SAFETY: at most `len` elements are pushed into room for `len`.
         unsafe { fill.push(item) };
     }
+    b.publish();
     let written = fill.len();
     assert_eq!(
         written, len,
@@ -384,6 +409,7 @@ pub(crate) fn slice_from_iter_no_drop<'a, B: Bump<'a>, T, I: Iterator<Item = T>>
         unsafe { p.as_ptr().add(written).write(item) };
         written += 1;
     }
+    b.publish();
     assert_eq!(
         written, len,
         "arena-b: ExactSizeIterator::len() reported {len} items but the iterator yielded {written}"
@@ -406,6 +432,7 @@ pub(crate) fn boxed<'a, B: Bump<'a>, T>(
     // registered nowhere: the box runs it.
     unsafe {
         slot.as_ptr().write(value);
+        b.publish();
         Ok(crate::ArenaBox::from_raw(slot))
     }
 }

@@ -50,3 +50,64 @@ fn peak_tracks_the_high_water_mark() {
     arena.alloc(1u8);
     assert!(arena.stats().peak_bytes >= 4000);
 }
+
+/// The mixed-size loop of the performance issue: 1,024 allocations of 3,
+/// 8, 32, 16 (aligned to 16) and 200 bytes in turn, about 53 KB, more than
+/// the first chunk; then a rewind (or a reset). After warm-up a round
+/// switches chunks at most once: the chunks the first rounds walked through
+/// are merged into one when the cursor moves back over them.
+fn mixed_round(arena: &Arena) {
+    #[repr(align(16))]
+    #[allow(dead_code)] // only its size and alignment matter
+    struct Aligned([u8; 16]);
+    for i in 0..1024usize {
+        match i % 5 {
+            0 => drop(arena.alloc([i as u8; 3])),
+            1 => drop(arena.alloc(i as u64)),
+            2 => drop(arena.alloc([i as u8; 32])),
+            3 => drop(arena.alloc(Aligned([i as u8; 16]))),
+            _ => drop(arena.alloc([i as u8; 200])),
+        }
+    }
+}
+
+#[test]
+fn a_steady_rewind_loop_switches_chunks_at_most_once_per_round() {
+    let arena = Arena::new();
+    let cp = arena.checkpoint();
+    for _ in 0..3 {
+        mixed_round(&arena);
+        // SAFETY: nothing allocated after `cp` is used again.
+        unsafe { arena.rewind_to_checkpoint(cp) };
+    }
+    let (before, chunks) = (arena.stats().chunk_switches, arena.chunk_usage().len());
+    for _ in 0..100 {
+        mixed_round(&arena);
+        // SAFETY: as above.
+        unsafe { arena.rewind_to_checkpoint(cp) };
+    }
+    let per_round = (arena.stats().chunk_switches - before) as f64 / 100.0;
+    assert!(per_round <= 1.0, "{per_round} chunk switches per round");
+    assert_eq!(
+        arena.chunk_usage().len(),
+        chunks,
+        "no growth in steady state"
+    );
+}
+
+#[test]
+fn a_steady_reset_loop_switches_chunks_at_most_once_per_round() {
+    let mut arena = Arena::new();
+    for _ in 0..3 {
+        mixed_round(&arena);
+        arena.reset();
+    }
+    let before = arena.stats().chunk_switches;
+    for _ in 0..100 {
+        mixed_round(&arena);
+        arena.reset();
+    }
+    let per_round = (arena.stats().chunk_switches - before) as f64 / 100.0;
+    assert!(per_round <= 1.0, "{per_round} chunk switches per round");
+    assert!(arena.chunk_usage().len() <= 2);
+}

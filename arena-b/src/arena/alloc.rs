@@ -123,4 +123,9 @@ impl<'a> Bump<'a> for &'a Arena {
     fn give_back_last(self, ptr: NonNull<u8>, size: usize) {
         self.resize_last(ptr, size, 0);
     }
+
+    #[inline(always)]
+    fn publish(self) {
+        self.cursor.publish();
+    }
 }

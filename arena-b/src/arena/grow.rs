@@ -25,6 +25,7 @@ impl Arena {
             // it against a shared limit).
             return;
         }
+        let left = self.current.get();
         let chunks = self.chunks.borrow();
         let Some(chunk) = chunks.get(pos.chunk) else {
             debug_assert_eq!(pos, Pos::ZERO);
@@ -47,6 +48,49 @@ impl Arena {
             // still use (the callers free it first); the arena owns the chunk.
             unsafe { self.cursor.set(ptr, chunk.end()) };
         });
+        drop(chunks);
+        if left > pos.chunk + 1 {
+            self.merge_idle(pos.chunk + 1, left);
+        }
+    }
+
+    /// The cursor moved back from chunk `last` to before `first`, so chunks
+    /// `first..=last` are idle, and the loop that filled them will likely
+    /// fill them again: replace them with one chunk of their total size, so
+    /// that the next round switches chunks once instead of once per chunk
+    /// (bumpalo keeps its one largest chunk at `reset` for the same reason).
+    /// Skipped when the system cannot give the merged chunk, or when a
+    /// limit shared with other arenas does not count them all.
+    #[cold]
+    #[inline(never)]
+    fn merge_idle(&self, first: usize, last: usize) {
+        let mut chunks = self.chunks.borrow_mut();
+        let range = &chunks[first..=last];
+        let shared = self.config.shared_limit().is_some();
+        #[cfg(feature = "virtual_memory")]
+        if range.iter().any(|c| c.reserved() > 0) {
+            return;
+        }
+        if shared && !range.iter().all(|c| c.budgeted) {
+            return;
+        }
+        let total: usize = range.iter().map(RawChunk::capacity).sum();
+        let align = range
+            .iter()
+            .map(RawChunk::align)
+            .max()
+            .unwrap_or(CHUNK_ALIGN);
+        let Some(mut merged) = RawChunk::allocate(total, align) else {
+            return;
+        };
+        // The budget of the chunks it replaces carries over unchanged.
+        merged.budgeted = shared;
+        let replaced: SmallVec<[RawChunk; 4]> = chunks.drain(first..=last).collect();
+        chunks.insert(first, merged);
+        drop(chunks);
+        self.counters
+            .chunks
+            .set(self.counters.chunks.get() + 1 - replaced.len());
     }
 
     /// Moves the cursor to the start of a chunk where `layout` fits: a free
@@ -110,6 +154,7 @@ impl Arena {
             chunks[next].opened_at = Some(std::backtrace::Backtrace::force_capture().to_string());
         }
         if has_current {
+            self.counters.switches.add(1);
             self.note_peak();
             let current = self.current.get();
             let used = self.cursor.ptr().addr() - self.chunk_start.get().addr();

@@ -61,6 +61,8 @@ pub(crate) struct Counters {
     pub(crate) wasted: OwnerCell,
     pub(crate) capacity: OwnerCell,
     pub(crate) chunks: OwnerCell,
+    /// Moves of the cursor from a full chunk to another.
+    pub(crate) switches: OwnerCell,
     #[cfg(feature = "stats")]
     pub(crate) allocations: OwnerCell,
 }
