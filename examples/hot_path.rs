@@ -138,6 +138,25 @@ fn bumpalo_mixed(bump: &mut bumpalo::Bump) {
     bump.reset();
 }
 
+#[inline(never)]
+fn arena_tower_lease_release(layer: &arena_tower::ArenaLayer) {
+    let arena = layer.lease();
+    black_box(arena.alloc(black_box(1u64)));
+}
+
+thread_local! {
+    /// The hand-rolled pool users write instead of `ArenaLayer`.
+    static BUMPS: std::cell::RefCell<Vec<bumpalo::Bump>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+#[inline(never)]
+fn bumpalo_tls_pool_lease_release() {
+    let mut bump = BUMPS.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+    black_box(bump.alloc(black_box(1u64)));
+    bump.reset();
+    BUMPS.with(|p| p.borrow_mut().push(bump));
+}
+
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)
@@ -151,7 +170,10 @@ fn main() {
     let member = herd.get();
     let mixed_arena = Arena::new();
     let mut mixed_bump = bumpalo::Bump::new();
+    let layer = arena_tower::ArenaLayer::new();
     for _ in 0..rounds {
+        arena_tower_lease_release(&layer);
+        bumpalo_tls_pool_lease_release();
         arena_alloc_u64(&arena);
         bumpalo_alloc_u64(&mut bumpalo);
         bump_scope_alloc_u64(&bump_scope);

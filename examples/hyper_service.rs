@@ -33,11 +33,8 @@ use tracing::Instrument;
 /// `POST /reverse`: the words of the body in reverse order. The body, the
 /// word list and the answer are all in the request's arena.
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let arena = req
-        .extensions()
-        .get::<RequestArena>()
-        .expect("ArenaLayer puts a RequestArena into every request")
-        .clone();
+    // The layer polls this future with its request's arena as the current one.
+    let arena = RequestArena::current().expect("ArenaLayer serves this request");
     if req.method() != Method::POST || req.uri().path() != "/reverse" {
         let mut res = Response::new(Full::new(Bytes::from_static(
             b"POST /reverse with a text body\n",

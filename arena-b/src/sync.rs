@@ -457,6 +457,7 @@ impl SyncArena {
     /// arena.reset();
     /// assert_eq!(arena.limit_unwinds(), 0);
     /// ```
+    #[inline]
     pub fn limit_unwinds(&self) -> u64 {
         self.shared_ref().limit_unwinds.load(Ordering::Acquire)
     }
@@ -500,6 +501,45 @@ impl SyncArena {
         if let Some(buffer) = &mut self.lockfree {
             buffer.reset();
         }
+    }
+
+    /// What a pool does between two users of the arena, in one walk over
+    /// the threads' parts: [`reset`](Self::reset) and
+    /// [`reset_peak`](Self::reset_peak), or, when the arena owns more than
+    /// `max_capacity` bytes of chunks or parts for more than `max_threads`
+    /// threads, [`reset_and_shrink`](Self::reset_and_shrink). Returns the
+    /// bytes of chunks it keeps.
+    ///
+    /// ```
+    /// let mut arena = arena_b::Arena::builder().chunk_size(4096).build_sync();
+    /// arena.alloc_slice_fill_copy(1000, 0u8);
+    /// assert_eq!(arena.reset_for_reuse(64 * 1024, 8), 4096); // kept
+    /// assert_eq!(arena.bytes_allocated(), 0);
+    /// arena.alloc_slice_fill_copy(100_000, 0u8);
+    /// assert_eq!(arena.reset_for_reuse(64 * 1024, 8), 0); // too big: shrunk
+    /// ```
+    pub fn reset_for_reuse(&mut self, max_capacity: usize, max_threads: usize) -> usize {
+        let (mut capacity, mut threads) = (self.shared_buffer_capacity(), 0);
+        for shard in self.shards() {
+            capacity += shard.arena.capacity_shared();
+            threads += 1;
+        }
+        if capacity > max_capacity || threads > max_threads {
+            self.reset_and_shrink();
+            return self.capacity();
+        }
+        self.shared_ref().limit_unwinds.store(0, Ordering::Relaxed);
+        for shard in self.shard_ptrs() {
+            // SAFETY: as in `reset`: `&mut self` excludes every other user.
+            let arena = unsafe { &mut (*shard).arena };
+            arena.reset();
+            arena.reset_peak();
+        }
+        #[cfg(feature = "lockfree")]
+        if let Some(buffer) = &mut self.lockfree {
+            buffer.reset();
+        }
+        capacity
     }
 
     /// Frees everything, like [`reset`](Self::reset), and gives every
@@ -571,6 +611,7 @@ impl SyncArena {
     /// arena.alloc(1u8);
     /// assert_eq!(arena.capacity(), 4096);
     /// ```
+    #[inline]
     pub fn capacity(&self) -> usize {
         self.shards()
             .map(|s| s.arena.capacity_shared())
@@ -696,6 +737,7 @@ impl SyncArena {
     }
 
     /// Number of threads that have allocated from this arena.
+    #[inline]
     pub fn threads(&self) -> usize {
         self.shards().count()
     }

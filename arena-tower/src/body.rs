@@ -20,9 +20,10 @@ use crate::handle::RequestArena;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pin_project! {
-    /// The response body of an [`ArenaService`](crate::ArenaService): the
-    /// inner body `B` plus a handle to the request's arena that it lets go
-    /// at the end of the response.
+    /// The response body of an [`ArenaService`](crate::ArenaService) made by
+    /// [`ArenaLayer::track_body`](crate::ArenaLayer::track_body): the inner
+    /// body `B` plus a handle to the request's arena that it lets go at the
+    /// end of the response.
     ///
     /// Frames (data and trailers), [`size_hint`](Body::size_hint) and
     /// [`is_end_stream`](Body::is_end_stream) are forwarded; errors are
@@ -49,7 +50,7 @@ pin_project! {
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let layer = ArenaLayer::new();
+    /// let layer = ArenaLayer::new().track_body();
     /// let svc = ServiceBuilder::new().layer(layer.clone()).service(service_fn(|_req: Request<()>| async {
     ///     Ok::<_, std::convert::Infallible>(Response::new(Full::new(bytes::Bytes::from_static(b"hi"))))
     /// }));

@@ -10,10 +10,9 @@
 
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use crate::handle::RequestArena;
-use crate::lease::Lease;
+use crate::lease_ref::LeaseRef;
 
 /// How a request's response ended; the first end wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +39,9 @@ pub(crate) enum End {
     /// body unwound with `arena_b::LimitExceeded`, and the layer answered
     /// the configured status (or ended the body with an error).
     OverLimit = 7,
+    /// The handler answered and the response went on untracked (the
+    /// default, [`ResponseEnd`]): the body's own end is not observed.
+    Responded = 8,
 }
 
 impl End {
@@ -53,6 +55,7 @@ impl End {
             End::HandlerDropped => "handler_dropped",
             End::HandleOutlived => "handle_outlived",
             End::OverLimit => "over_limit",
+            End::Responded => "responded",
         }
     }
 
@@ -65,6 +68,7 @@ impl End {
             5 => End::HandlerDropped,
             6 => End::HandleOutlived,
             7 => End::OverLimit,
+            8 => End::Responded,
             _ => End::Open,
         }
     }
@@ -104,6 +108,28 @@ impl EndGuard {
     /// The request's arena, while this guard holds its handle.
     pub(crate) fn arena(&self) -> Option<&arena_b::SyncArena> {
         self.handle.as_ref().map(|h| h.arena())
+    }
+
+    /// The request's handle, while this guard holds it.
+    #[inline]
+    pub(crate) fn handle(&self) -> Option<&RequestArena> {
+        self.handle.as_ref()
+    }
+
+    /// The end under [`ResponseEnd`]: the handler answered, and the
+    /// response goes on untracked. Our handle goes now (releasing the arena
+    /// unless other handles, such as the body's, still hold it); with the
+    /// body untracked, handles still alive cannot be told from handles the
+    /// body holds, so none is reported.
+    #[inline]
+    pub(crate) fn responded(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        if let Some(handle) = self.handle.take() {
+            handle.lease().mark_end(End::Responded);
+        }
     }
 
     /// Whether an allocation of this request unwound at its byte limit
@@ -213,9 +239,9 @@ impl fmt::Debug for EndGuard {
 /// Handles of `lease` other than the caller's own and the owners of
 /// `alloc_bytes` buffers (which keep the arena like handles, but are not
 /// "handles left behind" at the end).
-fn other_handles(lease: &Arc<Lease>) -> usize {
+fn other_handles(lease: &LeaseRef) -> usize {
     let owners = lease.bytes_owners.load(Ordering::Acquire);
-    Arc::strong_count(lease).saturating_sub(1 + owners)
+    lease.count().saturating_sub(1 + owners)
 }
 
 /// Called by the body or future that ended the response, once what it
@@ -223,7 +249,7 @@ fn other_handles(lease: &Arc<Lease>) -> usize {
 /// still alive (not counting `alloc_bytes` owners) outlives the
 /// response. Reported with a `WARN` in the request's span, and as
 /// `ended = "handle_outlived"` at the release.
-fn warn_if_outlived(this: &Arc<Lease>) {
+fn warn_if_outlived(this: &LeaseRef) {
     let others = other_handles(this);
     if others == 0 || !this.mark_outlived() {
         return;
@@ -241,4 +267,46 @@ fn warn_if_outlived(this: &Arc<Lease>) {
             );
         })
     });
+}
+
+/// Where a request's response ends, for the release: the type parameter of
+/// [`ArenaLayer`](crate::ArenaLayer), [`ArenaService`](crate::ArenaService)
+/// and [`ResponseFuture`](crate::ResponseFuture). Either [`ResponseEnd`]
+/// (the default) or [`BodyEnd`] (from
+/// [`ArenaLayer::track_body`](crate::ArenaLayer::track_body)).
+pub trait EndAt: sealed::Sealed + Send + Sync + 'static {}
+
+/// The default [`EndAt`]: the response ends when the handler has answered.
+/// The response body passes through unchanged (its type too, so axum does
+/// not box it again), and the layer's handle goes as soon as the response
+/// is ready; a body that holds `RequestArena` handles or
+/// [`alloc_bytes`](crate::RequestArena::alloc_bytes) buffers still keeps
+/// the arena until it is done with them, so this is as sound as
+/// [`BodyEnd`]. What it does not give: the `ended` reasons of the body
+/// (`finished`, `body_error`, `body_dropped`: the release says
+/// `responded`), the `WARN` when handles outlive the response (they cannot
+/// be told from the body's), and a clean error when a body that allocates
+/// while it streams hits `max_request_bytes` (the unwind then ends the
+/// connection's task, and the release `WARN`s that it was not answered).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResponseEnd;
+
+/// The [`EndAt`] of [`ArenaLayer::track_body`](crate::ArenaLayer::track_body):
+/// the response ends when its body does. The body is wrapped in an
+/// [`ArenaBody`](crate::ArenaBody) that holds the arena until its last
+/// frame, reports how it ended (`finished`, `body_error`, `body_dropped`),
+/// `WARN`s about handles that outlive it, and ends with an error if it hits
+/// `max_request_bytes` while it streams. The cost: axum boxes any response
+/// body that is not its own `Body`, one heap allocation per response, and
+/// the wrapper's work per frame (see `docs/performance.md`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BodyEnd;
+
+impl EndAt for ResponseEnd {}
+impl EndAt for BodyEnd {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::ResponseEnd {}
+    impl Sealed for super::BodyEnd {}
 }

@@ -13,10 +13,12 @@ use http::StatusCode;
 
 use crate::handle::RequestArena;
 
-/// The extractor takes the handle that [`ArenaLayer`](crate::ArenaLayer)
-/// put into the request's extensions; without the layer it rejects the
-/// request with [`MissingArenaLayer`] (a 500). `Option<RequestArena>`
-/// never rejects.
+/// The extractor takes the handle of the request that
+/// [`ArenaLayer`](crate::ArenaLayer) is serving ([`RequestArena::current`],
+/// or the request's extensions with
+/// [`request_extension`](crate::ArenaLayer::request_extension)); without
+/// the layer it rejects the request with [`MissingArenaLayer`] (a 500).
+/// `Option<RequestArena>` never rejects.
 ///
 /// ```no_run
 /// use arena_tower::{ArenaLayer, RequestArena};
@@ -34,14 +36,11 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestArena {
     type Rejection = MissingArenaLayer;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let arena = parts
-            .extensions
-            .get::<RequestArena>()
-            .ok_or(MissingArenaLayer)?;
+        let arena = find(parts).ok_or(MissingArenaLayer)?;
         // Extraction runs where the handler runs, in the request's span even
         // when the layer sits outside the layer that made it.
         arena.lease().saw_span();
-        Ok(arena.clone())
+        Ok(arena)
     }
 }
 
@@ -52,12 +51,18 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for RequestArena {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        let arena = parts.extensions.get::<RequestArena>();
-        if let Some(arena) = arena {
+        let arena = find(parts);
+        if let Some(arena) = &arena {
             arena.lease().saw_span();
         }
-        Ok(arena.cloned())
+        Ok(arena)
     }
+}
+
+/// The request's handle: the current one, else the extensions' one.
+#[inline]
+fn find(parts: &Parts) -> Option<RequestArena> {
+    RequestArena::current().or_else(|| parts.extensions.get::<RequestArena>().cloned())
 }
 
 /// Rejection of the [`RequestArena`] extractor when the request did not
@@ -89,7 +94,9 @@ impl MissingArenaLayer {
     const ROUTE_NOT_WRAPPED: &'static str =
         "RequestArena extractor used on a route that no ArenaLayer wraps: axum's \
          `Router::layer` applies only to the routes added before it, so call \
-         `.layer(arena_tower::ArenaLayer::new())` after the `.route(..)` calls";
+         `.layer(arena_tower::ArenaLayer::new())` after the `.route(..)` calls (and if \
+         a layer between ArenaLayer and the handler runs it in another task, such as \
+         tower's Buffer, put ArenaLayer inside it or set ArenaLayer::request_extension)";
 
     fn message(self) -> &'static str {
         if crate::layer::layer_exists() {

@@ -2,9 +2,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use arena_b::LimitExceeded;
 use http::Response;
@@ -12,12 +13,20 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 
 use crate::body::ArenaBody;
-use crate::end::{End, EndGuard};
+use crate::current;
+use crate::end::{BodyEnd, End, EndGuard, ResponseEnd};
 
 pin_project! {
     /// The future returned by [`ArenaService::call`](tower_service::Service::call):
-    /// the inner service's future, whose response body is wrapped in an
-    /// [`ArenaBody`] that holds the request's arena until the response ends.
+    /// the inner service's future, polled with the request's handle as
+    /// [`RequestArena::current`](crate::RequestArena::current).
+    ///
+    /// Under [`ResponseEnd`] (the default) the response passes through
+    /// unchanged and the future lets its handle go once the response is
+    /// ready (`ended = "responded"`). Under [`BodyEnd`]
+    /// ([`ArenaLayer::track_body`](crate::ArenaLayer::track_body)) the
+    /// response body is wrapped in an [`ArenaBody`] that holds the handle
+    /// until the body ends.
     ///
     /// If the inner future fails, or is dropped before it completes (the
     /// client went away, a timeout fired, a panic unwound through it), the
@@ -32,10 +41,11 @@ pin_project! {
     /// continues unchanged), drops the handler's future and answers with
     /// the layer's [`over_limit_status`](crate::ArenaLayer::over_limit_status)
     /// and an empty body (`ended = "over_limit"`).
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<F, E = ResponseEnd> {
         #[pin]
         state: State<F>,
         guard: EndGuard,
+        end: PhantomData<fn() -> E>,
     }
 }
 
@@ -49,18 +59,20 @@ pin_project! {
     }
 }
 
-impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, guard: EndGuard) -> ResponseFuture<F> {
+impl<F, E> ResponseFuture<F, E> {
+    pub(crate) fn new(inner: F, guard: EndGuard) -> ResponseFuture<F, E> {
         ResponseFuture {
             state: State::Running { inner },
             guard,
+            end: PhantomData,
         }
     }
 
-    pub(crate) fn over_limit(limit: LimitExceeded, guard: EndGuard) -> ResponseFuture<F> {
+    pub(crate) fn over_limit(limit: LimitExceeded, guard: EndGuard) -> ResponseFuture<F, E> {
         ResponseFuture {
             state: State::OverLimit { limit },
             guard,
+            end: PhantomData,
         }
     }
 }
@@ -78,51 +90,101 @@ pub(crate) fn limit_or_resume(
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: Body,
-{
-    type Output = Result<Response<ArenaBody<B>>, E>;
+/// What the inner future came to.
+enum Outcome<T> {
+    /// Its output; on an error, the end is recorded already.
+    Output(T),
+    /// It hit the byte limit: answer with this status (the end is recorded).
+    OverLimit(http::StatusCode),
+}
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let limit = match this.state.as_mut().project() {
-            StateProj::Running { inner } => {
-                // The handler is not polled again after an unwind: its future
-                // is dropped below.
-                match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-                    Ok(Poll::Pending) => return Poll::Pending,
-                    Ok(Poll::Ready(result)) => {
-                        this.state.set(State::Done);
-                        return Poll::Ready(match result {
-                            Ok(response) => match this.guard.take() {
-                                Some(handle) => Ok(ArenaBody::wrap(response, handle)),
-                                None => unreachable!("arena-tower: the guard ends only here"),
-                            },
-                            Err(e) => {
-                                this.guard.end(End::HandlerFailed);
-                                Err(e)
-                            }
-                        });
+/// Polls the inner future of a [`ResponseFuture`] with the request as the
+/// thread's current one, catching its limit unwinds.
+fn poll_inner<F, T, Er>(
+    mut state: Pin<&mut State<F>>,
+    guard: &mut EndGuard,
+    cx: &mut Context<'_>,
+) -> Poll<Outcome<Result<T, Er>>>
+where
+    F: Future<Output = Result<T, Er>>,
+{
+    let limit = match state.as_mut().project() {
+        StateProj::Running { inner } => {
+            let polled = {
+                let _current = guard.handle().map(current::enter);
+                // The handler is not polled again after an unwind: its
+                // future is dropped below.
+                catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
+            };
+            match polled {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(result)) => {
+                    state.set(State::Done);
+                    if result.is_err() {
+                        guard.end(End::HandlerFailed);
                     }
-                    Err(payload) => limit_or_resume(payload, this.guard),
+                    return Poll::Ready(Outcome::Output(result));
                 }
+                Err(payload) => limit_or_resume(payload, guard),
             }
-            StateProj::OverLimit { limit } => *limit,
-            StateProj::Done => panic!("arena-tower: ResponseFuture polled after completion"),
-        };
-        // Drop the handler's future (and the handles it holds) before the
-        // end, so the arena goes back as soon as the guard lets go.
-        this.state.set(State::Done);
-        let status = this.guard.over_limit(&limit, false);
-        let mut response = Response::new(ArenaBody::ended());
-        *response.status_mut() = status;
-        Poll::Ready(Ok(response))
+        }
+        StateProj::OverLimit { limit } => *limit,
+        StateProj::Done => panic!("arena-tower: ResponseFuture polled after completion"),
+    };
+    // Drop the handler's future (and the handles it holds) before the
+    // end, so the arena goes back as soon as the guard lets go.
+    state.set(State::Done);
+    Poll::Ready(Outcome::OverLimit(guard.over_limit(&limit, false)))
+}
+
+impl<F, B, Er> Future for ResponseFuture<F, ResponseEnd>
+where
+    F: Future<Output = Result<Response<B>, Er>>,
+    B: Default,
+{
+    type Output = Result<Response<B>, Er>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        Poll::Ready(match ready!(poll_inner(this.state, this.guard, cx)) {
+            Outcome::Output(result) => {
+                this.guard.responded();
+                result
+            }
+            Outcome::OverLimit(status) => {
+                let mut response = Response::new(B::default());
+                *response.status_mut() = status;
+                Ok(response)
+            }
+        })
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<F, B, Er> Future for ResponseFuture<F, BodyEnd>
+where
+    F: Future<Output = Result<Response<B>, Er>>,
+    B: Body,
+{
+    type Output = Result<Response<ArenaBody<B>>, Er>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        Poll::Ready(match ready!(poll_inner(this.state, this.guard, cx)) {
+            Outcome::Output(result) => result.map(|response| match this.guard.take() {
+                Some(handle) => ArenaBody::wrap(response, handle),
+                None => unreachable!("arena-tower: the guard ends only here"),
+            }),
+            Outcome::OverLimit(status) => {
+                let mut response = Response::new(ArenaBody::ended());
+                *response.status_mut() = status;
+                Ok(response)
+            }
+        })
+    }
+}
+
+impl<F, E> fmt::Debug for ResponseFuture<F, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("guard", &self.guard)

@@ -7,22 +7,23 @@
 
 use core::alloc::Layout;
 use core::fmt;
-use core::mem::ManuallyDrop;
 use core::ops::Deref;
 use core::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use arena_b::{LocalEpoch, SyncArena};
 use bytes::Bytes;
 
-use crate::lease::Lease;
+use crate::lease_ref::LeaseRef;
 
 /// The arena of one request: a cheap, cloneable handle (`Send + Sync`) to a
 /// pooled [`SyncArena`] that no other request uses.
 ///
-/// [`ArenaLayer`](crate::ArenaLayer) puts one into every request's
-/// extensions; with the default `axum` feature it is also an extractor.
+/// [`ArenaLayer`](crate::ArenaLayer) leases one for every request; a
+/// handler gets it with the axum extractor (default feature `axum`) or
+/// [`RequestArena::current`], and from the request's extensions with
+/// [`ArenaLayer::request_extension`](crate::ArenaLayer::request_extension).
 /// It dereferences to [`SyncArena`], so the whole allocation API is there
 /// (`alloc`, `try_alloc`, `alloc_str`, `alloc_slice_fast`, `scope`,
 /// `stats`, ...), and `&RequestArena` is an
@@ -47,7 +48,7 @@ use crate::lease::Lease;
 /// let svc = ServiceBuilder::new()
 ///     .layer(ArenaLayer::new())
 ///     .service(service_fn(|req: Request<String>| async move {
-///         let arena = req.extensions().get::<RequestArena>().unwrap().clone();
+///         let arena = RequestArena::current().unwrap();
 ///         let mut words = Vec::new_in(&arena);
 ///         words.extend(req.body().split_whitespace());
 ///         tokio::task::yield_now().await; // allocations live across awaits
@@ -60,22 +61,49 @@ use crate::lease::Lease;
 /// # }
 /// ```
 pub struct RequestArena {
-    /// Taken only by the handle's drop, which hands it to
-    /// `Lease::release_last`. (`ManuallyDrop` rather than `Option`: every
-    /// allocation goes through this field, and a `None` check there costs.)
-    lease: ManuallyDrop<Arc<Lease>>,
+    /// The drop of the last reference releases the lease.
+    lease: LeaseRef,
 }
 
 impl RequestArena {
-    pub(crate) fn new(lease: Arc<Lease>) -> RequestArena {
-        RequestArena {
-            lease: ManuallyDrop::new(lease),
-        }
+    pub(crate) fn new(lease: LeaseRef) -> RequestArena {
+        RequestArena { lease }
     }
 
     #[inline(always)]
-    pub(crate) fn lease(&self) -> &Arc<Lease> {
+    pub(crate) fn lease(&self) -> &LeaseRef {
         &self.lease
+    }
+
+    /// The arena of the request this thread is serving: `Some` inside the
+    /// service and future an [`ArenaLayer`](crate::ArenaLayer) wraps (the
+    /// inner service's `call`, and every poll of its future, which is where
+    /// handlers run), `None` elsewhere: outside any request, in a task the
+    /// handler spawned (clone the handle into it instead), or behind a
+    /// layer that runs the handler in another task, such as
+    /// `tower::buffer::Buffer` (put `ArenaLayer` inside it, or use
+    /// [`ArenaLayer::request_extension`](crate::ArenaLayer::request_extension)).
+    /// With nested layers, the innermost one's.
+    ///
+    /// ```
+    /// use arena_tower::{ArenaLayer, RequestArena};
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// assert!(RequestArena::current().is_none());
+    /// let svc = ArenaLayer::new().layer(service_fn(|_req: http::Request<()>| async {
+    ///     let arena = RequestArena::current().expect("inside the layer");
+    ///     let n = *arena.alloc(41) + 1;
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(n.to_string()))
+    /// }));
+    /// let response = svc.oneshot(http::Request::new(())).await.unwrap();
+    /// assert_eq!(response.body(), "42");
+    /// # }
+    /// ```
+    #[inline]
+    pub fn current() -> Option<RequestArena> {
+        crate::current::current()
     }
 
     /// The request's arena.
@@ -140,8 +168,8 @@ impl RequestArena {
     /// # async fn main() {
     /// let svc = ServiceBuilder::new()
     ///     .layer(ArenaLayer::new())
-    ///     .service(service_fn(|req: Request<()>| async move {
-    ///         let arena = req.extensions().get::<RequestArena>().unwrap();
+    ///     .service(service_fn(|_req: Request<()>| async move {
+    ///         let arena = RequestArena::current().unwrap();
     ///         let body = arena.alloc_bytes(b"built in the arena");
     ///         Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(body)))
     ///     }));
@@ -235,21 +263,9 @@ impl Deref for RequestArena {
 }
 
 impl Clone for RequestArena {
+    #[inline]
     fn clone(&self) -> Self {
-        RequestArena::new(Arc::clone(&self.lease))
-    }
-}
-
-impl Drop for RequestArena {
-    fn drop(&mut self) {
-        // SAFETY: `self.lease` is not used again: this is the handle's drop,
-        // and nothing below touches `self`.
-        let lease = unsafe { ManuallyDrop::take(&mut self.lease) };
-        // Only the last handle can release; a cheap load filters the others
-        // before `release_last`'s exact check.
-        if Arc::strong_count(&lease) == 1 {
-            Lease::release_last(lease);
-        }
+        RequestArena::new(self.lease.clone())
     }
 }
 
@@ -460,6 +476,9 @@ impl SpareBuffers {
     /// blocks will be handed out again by the arena itself). The lists keep
     /// their capacity for the next request.
     pub(crate) fn clear(&mut self) {
+        if *self.count.get_mut() == 0 {
+            return;
+        }
         let lists = self.lists.get_mut().unwrap_or_else(PoisonError::into_inner);
         for list in lists.iter_mut() {
             list.by_class.iter_mut().for_each(Vec::clear);

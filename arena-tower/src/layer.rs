@@ -1,20 +1,23 @@
 //! [`ArenaLayer`]: the layer and its settings.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tower_layer::Layer;
 
-use crate::end::End;
+use crate::end::{BodyEnd, End, ResponseEnd};
 use crate::handle::RequestArena;
-use crate::pool::{Config, Pool, PoolStats};
+use crate::pool::{Config, Pool, PoolOwner, PoolStats};
 use crate::service::ArenaService;
 
 /// Default first chunk of each thread's part of a request arena: 8 KiB.
 pub(crate) const DEFAULT_CHUNK_SIZE: usize = arena_b::DEFAULT_CHUNK_SIZE;
 /// Default number of arenas each pool shard keeps.
 pub(crate) const DEFAULT_RETAINED_PER_SHARD: usize = 64;
+/// Default cap on the bytes of all idle arenas of a pool: 64 MiB.
+pub(crate) const DEFAULT_MAX_RETAINED_BYTES: usize = 64 << 20;
 /// Default size above which an arena is shrunk before it is pooled: 256 KiB.
 pub(crate) const DEFAULT_MAX_RETAINED_ARENA_BYTES: usize = 256 * 1024;
 
@@ -78,12 +81,31 @@ pub(crate) const DEFAULT_MAX_RETAINED_ARENA_BYTES: usize = 256 * 1024;
 /// | `peak_bytes` | the request's high-water mark of bytes allocated (sampled when chunks change, at scope exits and at the release) |
 /// | `pool_hit` | whether the arena came from the pool |
 /// | `held_us` | microseconds from the lease to the release |
-/// | `ended` | `finished`, `body_error`, `body_dropped` (the body was dropped before its end: the client went away, or the server did not send it, as for `HEAD`, 204 and 304 responses), `handler_failed`, `handler_dropped` or `handle_outlived` |
-#[derive(Clone)]
-pub struct ArenaLayer {
+/// | `ended` | `responded` (the default: the handler answered; the body is not tracked), `handler_failed`, `handler_dropped`, `over_limit`; with [`track_body`](Self::track_body): `finished`, `body_error`, `body_dropped` (the body was dropped before its end: the client went away, or the server did not send it, as for `HEAD`, 204 and 304 responses) or `handle_outlived` |
+///
+/// # Where the response ends
+/// The type parameter `E` ([`EndAt`](crate::EndAt)) says when the layer
+/// considers the response done: [`ResponseEnd`] (the default) when the
+/// handler has answered, [`BodyEnd`] ([`track_body`](Self::track_body))
+/// when the body has. Both are sound: the arena is reset only once no
+/// handle and no `alloc_bytes` buffer is left. `BodyEnd` adds the body's
+/// `ended` reasons and leak warnings at the cost of a wrapped body, which
+/// axum boxes (one allocation per response).
+pub struct ArenaLayer<E = ResponseEnd> {
     config: Config,
     /// Built on first use; shared by the clones made after the last setter.
-    pool: Arc<OnceLock<Arc<Pool>>>,
+    pool: Arc<OnceLock<Arc<PoolOwner>>>,
+    end: PhantomData<fn() -> E>,
+}
+
+impl<E> Clone for ArenaLayer<E> {
+    fn clone(&self) -> Self {
+        ArenaLayer {
+            config: self.config.clone(),
+            pool: Arc::clone(&self.pool),
+            end: PhantomData,
+        }
+    }
 }
 
 /// Set once any `ArenaLayer` exists in the process: the extractor's
@@ -97,21 +119,61 @@ pub(crate) fn layer_exists() -> bool {
 
 impl ArenaLayer {
     /// A layer with the default settings: 8 KiB first chunks, no byte
-    /// limit (over a limit: 413), 64 arenas kept per shard, arenas above
-    /// 256 KiB or with parts for more threads than shards shrunk before
-    /// pooling, span fields recorded, one shard per available CPU.
+    /// limit (over a limit: 413), at most 64 MiB of idle arenas pooled (64
+    /// per shard), arenas above 256 KiB or with parts for more threads than
+    /// shards shrunk before pooling, span fields recorded, one shard per
+    /// available CPU, the response's end at the handler's answer
+    /// ([`ResponseEnd`]).
     pub fn new() -> ArenaLayer {
         LAYER_CONFIGURED.store(true, Ordering::Relaxed);
         ArenaLayer {
             config: Config::default(),
             pool: Arc::default(),
+            end: PhantomData,
         }
     }
 
+    /// Tracks the response body ([`BodyEnd`]): the response ends when its
+    /// body does, which the release reports (`finished`, `body_error`,
+    /// `body_dropped`), handles that outlive the body are reported with a
+    /// `WARN`, and a body that hits `max_request_bytes` while it streams
+    /// ends with an error. The body is wrapped in an
+    /// [`ArenaBody`](crate::ArenaBody), which axum boxes again: one heap
+    /// allocation per response and a little time per frame (see
+    /// `docs/performance.md`).
+    ///
+    /// ```
+    /// use arena_tower::{ArenaBody, ArenaLayer};
+    /// use http::{Request, Response};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let layer = ArenaLayer::new().track_body();
+    /// let svc = layer.layer(service_fn(|_req: Request<()>| async {
+    ///     Ok::<_, std::convert::Infallible>(Response::new(Full::new(bytes::Bytes::from_static(b"hi"))))
+    /// }));
+    /// let response: Response<ArenaBody<Full<bytes::Bytes>>> = svc.oneshot(Request::new(())).await.unwrap();
+    /// assert_eq!(layer.pool_stats().in_flight, 1); // until the body ends
+    /// drop(response);
+    /// assert_eq!(layer.pool_stats().in_flight, 0);
+    /// # }
+    /// ```
+    pub fn track_body(self) -> ArenaLayer<BodyEnd> {
+        ArenaLayer {
+            config: self.config,
+            pool: Arc::default(),
+            end: PhantomData,
+        }
+    }
+}
+
+impl<E> ArenaLayer<E> {
     /// Applies a setting, checks the whole configuration, and gives the
     /// layer a pool of its own (built on first use).
     #[track_caller]
-    fn set(mut self, f: impl FnOnce(&mut Config)) -> ArenaLayer {
+    fn set(mut self, f: impl FnOnce(&mut Config)) -> ArenaLayer<E> {
         f(&mut self.config);
         if let Err(message) = self.config.validate() {
             panic!("arena-tower: {message}");
@@ -121,9 +183,13 @@ impl ArenaLayer {
     }
 
     /// The pool, built by the first user.
-    fn pool(&self) -> &Arc<Pool> {
+    fn owner(&self) -> &Arc<PoolOwner> {
         self.pool
-            .get_or_init(|| Arc::new(Pool::new(self.config.clone())))
+            .get_or_init(|| Arc::new(PoolOwner(Arc::new(Pool::new(self.config.clone())))))
+    }
+
+    fn pool(&self) -> &Arc<Pool> {
+        &self.owner().0
     }
 
     /// Size of the first chunk of each thread's part of a request's arena
@@ -131,7 +197,7 @@ impl ArenaLayer {
     /// [`max_request_bytes`](Self::max_request_bytes)); later chunks
     /// double. Panics if 0 or above 1 GiB.
     #[track_caller]
-    pub fn chunk_size(self, bytes: usize) -> ArenaLayer {
+    pub fn chunk_size(self, bytes: usize) -> ArenaLayer<E> {
         self.set(|c| c.chunk_size = bytes)
     }
 
@@ -183,7 +249,7 @@ impl ArenaLayer {
     /// assert!(err.to_string().contains("ArenaLayer::max_request_bytes"));
     /// ```
     #[track_caller]
-    pub fn max_request_bytes(self, bytes: usize) -> ArenaLayer {
+    pub fn max_request_bytes(self, bytes: usize) -> ArenaLayer<E> {
         self.set(|c| c.max_request_bytes = Some(bytes))
     }
 
@@ -199,7 +265,7 @@ impl ArenaLayer {
     /// # drop(layer);
     /// ```
     #[track_caller]
-    pub fn over_limit_status(self, status: http::StatusCode) -> ArenaLayer {
+    pub fn over_limit_status(self, status: http::StatusCode) -> ArenaLayer<E> {
         self.set(|c| c.over_limit_status = status)
     }
 
@@ -209,15 +275,49 @@ impl ArenaLayer {
     /// `LimitPolicy::ReturnError` keeps arena-b's plain behaviour: plain
     /// methods panic with a message, and collections abort the process.
     #[track_caller]
-    pub fn limit_policy(self, policy: arena_b::LimitPolicy) -> ArenaLayer {
+    pub fn limit_policy(self, policy: arena_b::LimitPolicy) -> ArenaLayer<E> {
         self.set(|c| c.limit_policy = policy)
     }
 
     /// How many idle arenas each shard of the pool keeps (default 64); an
-    /// arena released to a full shard is dropped. 0 disables pooling.
+    /// arena released to a full shard is dropped. Each thread also keeps up
+    /// to 4 (fewer if this is less) in a cache of its own. 0 disables
+    /// pooling.
     #[track_caller]
-    pub fn retained_per_shard(self, arenas: usize) -> ArenaLayer {
+    pub fn retained_per_shard(self, arenas: usize) -> ArenaLayer<E> {
         self.set(|c| c.retained_per_shard = arenas)
+    }
+
+    /// The most bytes of chunks the pool's idle arenas own together, over
+    /// every thread and shard (default 64 MiB, whatever the core count):
+    /// a released arena that would exceed it is dropped instead of
+    /// pooled. The memory model, with worked examples, is in
+    /// `docs/advanced.md`.
+    ///
+    /// ```
+    /// let layer = arena_tower::ArenaLayer::new().max_retained_bytes(16 << 20);
+    /// assert_eq!(layer.pool_stats().retained_bytes_cap, 16 << 20);
+    /// ```
+    #[track_caller]
+    pub fn max_retained_bytes(self, bytes: usize) -> ArenaLayer<E> {
+        self.set(|c| c.max_retained_bytes = bytes)
+    }
+
+    /// Also puts each request's handle into its extensions (default off),
+    /// for code that reads `req.extensions().get::<RequestArena>()`, or
+    /// that runs the handler in another task than the layer's future (a
+    /// `tower::buffer::Buffer` between them): the handle is otherwise
+    /// found through [`RequestArena::current`], which is set only while the
+    /// layer polls the request. Costs two small heap allocations per
+    /// request (the extensions map and its entry).
+    ///
+    /// ```
+    /// let layer = arena_tower::ArenaLayer::new().request_extension(true);
+    /// # drop(layer);
+    /// ```
+    #[track_caller]
+    pub fn request_extension(self, on: bool) -> ArenaLayer<E> {
+        self.set(|c| c.request_extension = on)
     }
 
     /// The largest arena (bytes of chunks, over all its threads' parts) the
@@ -225,7 +325,7 @@ impl ArenaLayer {
     /// chunks back to the system (`SyncArena::reset_and_shrink`) before it
     /// is pooled.
     #[track_caller]
-    pub fn max_retained_arena_bytes(self, bytes: usize) -> ArenaLayer {
+    pub fn max_retained_arena_bytes(self, bytes: usize) -> ArenaLayer<E> {
         self.set(|c| c.max_retained_arena_bytes = bytes)
     }
 
@@ -242,7 +342,7 @@ impl ArenaLayer {
     /// # drop(layer);
     /// ```
     #[track_caller]
-    pub fn max_retained_arena_threads(self, threads: usize) -> ArenaLayer {
+    pub fn max_retained_arena_threads(self, threads: usize) -> ArenaLayer<E> {
         self.set(|c| c.max_retained_arena_threads = Some(threads))
     }
 
@@ -250,7 +350,7 @@ impl ArenaLayer {
     /// `arena.peak_bytes` and `arena.pool_hit` into the request's span
     /// (default on; a span that does not declare a field ignores it).
     #[track_caller]
-    pub fn record_span_fields(self, on: bool) -> ArenaLayer {
+    pub fn record_span_fields(self, on: bool) -> ArenaLayer<E> {
         self.set(|c| c.record_span_fields = on)
     }
 
@@ -258,7 +358,7 @@ impl ArenaLayer {
     /// 1024). Threads are assigned shards round-robin; give at least one per
     /// runtime worker. Panics if 0 or above 1024.
     #[track_caller]
-    pub fn shards(self, shards: usize) -> ArenaLayer {
+    pub fn shards(self, shards: usize) -> ArenaLayer<E> {
         self.set(|c| c.shards = shards)
     }
 
@@ -277,7 +377,7 @@ impl ArenaLayer {
     /// assert_eq!(layer.lease().bytes_allocated(), 0, "reset before reuse");
     /// ```
     pub fn lease(&self) -> RequestArena {
-        let handle = self.pool().lease(tracing::Span::current());
+        let handle = self.pool().lease(crate::lease::current_span());
         handle.lease().mark_end(End::Finished);
         handle
     }
@@ -301,7 +401,7 @@ impl Default for ArenaLayer {
     }
 }
 
-impl fmt::Debug for ArenaLayer {
+impl<E> fmt::Debug for ArenaLayer<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ArenaLayer")
             .field("config", &self.config)
@@ -310,10 +410,10 @@ impl fmt::Debug for ArenaLayer {
     }
 }
 
-impl<S> Layer<S> for ArenaLayer {
-    type Service = ArenaService<S>;
+impl<S, E> Layer<S> for ArenaLayer<E> {
+    type Service = ArenaService<S, E>;
 
-    fn layer(&self, inner: S) -> ArenaService<S> {
-        ArenaService::new(inner, Arc::clone(self.pool()))
+    fn layer(&self, inner: S) -> ArenaService<S, E> {
+        ArenaService::new(inner, Arc::clone(self.owner()))
     }
 }

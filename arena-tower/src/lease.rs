@@ -1,21 +1,20 @@
 //! One request's lease of a pooled arena, and its release.
 //!
-//! A [`Lease`] lives in an `Arc` shared by every [`RequestArena`] handle of
-//! the request (the request's extensions, the response future, the response
-//! body, clones the handler made, and the owners of `alloc_bytes` buffers).
-//! When the last handle is dropped it finds itself the `Arc`'s only owner
-//! (`Arc::get_mut`) and releases the lease in place: stats, tracing, reset,
-//! and the `Arc` itself goes back to the pool with the arena inside, so a
-//! lease in steady state allocates nothing. (If two last handles race on
-//! two threads, neither sees itself alone and the `Arc` is freed; the
-//! lease's `Drop` then does the same release, and the pool gets the arena
-//! in a new `Arc`.) The response's end is recorded separately
-//! (`mark_end`), only to report how the request ended.
+//! A [`Lease`] is shared by every [`RequestArena`] handle of the request
+//! (the response future, the response body, clones the handler made, and
+//! the owners of `alloc_bytes` buffers) through counted references
+//! ([`LeaseRef`](crate::lease_ref::LeaseRef)). The drop of the last one
+//! releases the lease in place ([`Lease::released`]): stats, tracing,
+//! reset, and the lease itself goes back to the pool with the arena inside,
+//! so a lease in steady state allocates nothing. The response's end is
+//! recorded separately (`mark_end`), only to report how the request ended.
 //!
 //! [`RequestArena`]: crate::RequestArena
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+
+use crate::lease_ref::LeaseBox;
 use std::time::Instant;
 
 use arena_b::SyncArena;
@@ -27,9 +26,15 @@ use crate::pool::Pool;
 /// A leased arena; see the module docs.
 pub(crate) struct Lease {
     arena: SyncArena,
-    /// The pool, while leased; `None` while pooled (a pooled lease must not
-    /// keep its pool alive: that would be a cycle) and once released.
+    /// The pool. `None` only during a release, which hands this reference
+    /// to `Pool::recycle` (so the release clones no `Arc`), which puts it
+    /// back when it pools the lease. (A pooled lease keeps its pool alive;
+    /// `Pool::close` breaks that cycle.)
     pool: Option<Arc<Pool>>,
+    /// Whether a request holds the lease (it is released at most once).
+    leased: bool,
+    /// `LeaseRef`s alive (see `lease_ref`); zero while pooled.
+    pub(crate) refs: AtomicUsize,
     /// The span that was current when the request was called.
     span: tracing::Span,
     /// The request's span as the handler sees it, when that is another one
@@ -51,11 +56,13 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
-    /// A lease of a fresh arena (a pool miss).
-    pub(crate) fn new(arena: SyncArena) -> Lease {
+    /// A lease of a fresh arena of `pool` (a pool miss).
+    pub(crate) fn new(arena: SyncArena, pool: Arc<Pool>) -> Lease {
         Lease {
             arena,
-            pool: None,
+            pool: Some(pool),
+            leased: false,
+            refs: AtomicUsize::new(0),
             span: tracing::Span::none(),
             seen_span: OnceLock::new(),
             started: None,
@@ -69,11 +76,15 @@ impl Lease {
     }
 
     /// Starts a request on this (unshared) lease.
-    pub(crate) fn start(&mut self, pool: Arc<Pool>, span: tracing::Span, pool_hit: bool) {
+    #[inline]
+    pub(crate) fn start(&mut self, span: Option<tracing::Span>, pool_hit: bool) {
         self.started =
             tracing::enabled!(target: "arena_tower", tracing::Level::DEBUG).then(Instant::now);
-        self.pool = Some(pool);
-        self.span = span;
+        self.leased = true;
+        // `finish` left `Span::none()` here; moving another `none` in costs.
+        if let Some(span) = span {
+            self.span = span;
+        }
         self.pool_hit = pool_hit;
         *self.end.get_mut() = End::Open as u8;
         *self.outlived.get_mut() = false;
@@ -86,9 +97,15 @@ impl Lease {
         &self.arena
     }
 
-    /// The pool this lease came from, while it is leased.
+    /// The pool this lease came from (`None` only during its release).
     pub(crate) fn pool(&self) -> Option<&Pool> {
         self.pool.as_deref()
+    }
+
+    /// Gives a pooled lease its pool reference back (see `pool`).
+    #[inline]
+    pub(crate) fn set_pool(&mut self, pool: Arc<Pool>) {
+        self.pool = Some(pool);
     }
 
     /// The request's span: the one the handler saw, if it told us (see
@@ -115,9 +132,14 @@ impl Lease {
     /// pooled: lets the request's spans go (a span stays open while
     /// anything holds it), forgets the spare buffers (the reset hands their
     /// memory out again) and returns the arena for the pool's reset.
+    #[inline]
     pub(crate) fn finish(&mut self) -> &mut SyncArena {
-        self.span = tracing::Span::none();
-        self.seen_span = OnceLock::new();
+        if !self.span.is_none() {
+            self.span = tracing::Span::none();
+        }
+        if self.seen_span.get().is_some() {
+            self.seen_span = OnceLock::new();
+        }
         self.started = None;
         self.spare.clear();
         &mut self.arena
@@ -151,46 +173,53 @@ impl Lease {
         !self.outlived.swap(true, Ordering::AcqRel)
     }
 
-    /// Records the end of the response; the first end wins.
+    /// Records the end of the response; the first end wins. Only the
+    /// request's one `EndGuard` (or `ArenaLayer::lease`, before the handle
+    /// exists) ends it, so a load and a store do.
+    #[inline]
     pub(crate) fn mark_end(&self, reason: End) {
-        // A lost race changes nothing.
-        let _ = self.end.compare_exchange(
-            End::Open as u8,
-            reason as u8,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        if self.end.load(Ordering::Relaxed) == End::Open as u8 {
+            self.end.store(reason as u8, Ordering::Release);
+        }
     }
 
-    /// The last handle of `this` is being dropped: release the lease and
-    /// recycle it (arena and allocation) into its pool. If other owners of
-    /// the `Arc` remain (a race with another last handle), do nothing: the
-    /// lease's `Drop` releases it.
-    pub(crate) fn release_last(mut this: Arc<Lease>) {
-        let Some((pool, capacity)) = Arc::get_mut(&mut this).and_then(Lease::release) else {
-            return;
-        };
-        pool.recycle(this, capacity);
+    /// The last handle of `this` is gone: release the lease and recycle it
+    /// (arena and allocation) into its pool.
+    pub(crate) fn released(mut this: LeaseBox) {
+        if let Some(pool) = this.get_mut().release() {
+            Pool::recycle(pool, this);
+        }
     }
 
-    /// Reports the release of a leased lease and hands back its pool and
-    /// its arena's capacity; `None` for a pooled (or released) one.
+    /// Reports the release of a leased lease and hands back its pool;
+    /// `None` for a pooled (or released) one.
     ///
-    /// The pool is taken first, so a lease is released (and reported) at
+    /// `leased` is cleared first, so a lease is released (and reported) at
     /// most once even if the report panics: a `tracing` subscriber is user
     /// code, and this runs wherever the last handle was dropped, inside
     /// hyper's body polling or a destructor during an unwind, where a
     /// second panic would abort the process. A panicking report is skipped;
     /// the arena is recycled all the same.
-    fn release(&mut self) -> Option<(Arc<Pool>, usize)> {
+    fn release(&mut self) -> Option<Arc<Pool>> {
+        if !std::mem::replace(&mut self.leased, false) {
+            return None;
+        }
         let pool = self.pool.take()?;
-        let capacity = quietly(|| self.report(&pool)).unwrap_or_else(|| self.arena.capacity());
-        Some((pool, capacity))
+        // Nothing to report without an event to emit, a span to fill, a
+        // limit to warn about or `debug` checks: skip the unwind guard too.
+        let quiet = self.started.is_none()
+            && self.span.is_none()
+            && self.seen_span.get().is_none()
+            && !cfg!(feature = "debug")
+            && self.arena.limit_unwinds() == *self.caught_limits.get_mut();
+        if !quiet {
+            quietly(|| self.report(&pool));
+        }
+        Some(pool)
     }
 
-    /// Reports the release (tracing event, span fields, `debug` checks)
-    /// and returns the arena's capacity.
-    fn report(&mut self, pool: &Pool) -> usize {
+    /// Reports the release (tracing event, span fields, `debug` checks).
+    fn report(&mut self, pool: &Pool) {
         let ended = if *self.outlived.get_mut() {
             End::HandleOutlived
         } else {
@@ -227,7 +256,7 @@ impl Lease {
             // load with logging at INFO).
             #[cfg(feature = "debug")]
             span.in_scope(|| debug_report(arena, ended));
-            return arena.capacity();
+            return;
         }
         let stats = arena.stats();
         if wants_fields {
@@ -253,22 +282,16 @@ impl Lease {
         }
         #[cfg(feature = "debug")]
         span.in_scope(|| debug_report(arena, ended));
-        stats.capacity
     }
 }
 
-impl Drop for Lease {
-    fn drop(&mut self) {
-        // Pooled leases (no pool) and released ones have nothing to do.
-        let Some((pool, capacity)) = self.release() else {
-            return;
-        };
-        // The arena moves to a new lease; an empty one (a word of heap, on
-        // this rare path only) takes its place until `self` is freed. The
-        // spare buffers stay behind: they are forgotten with `self`.
-        let arena = std::mem::replace(&mut self.arena, SyncArena::new());
-        pool.recycle(Arc::new(Lease::new(arena)), capacity);
-    }
+/// The span current when a request starts, in which its release reports.
+/// Without any subscriber interested in anything (the global level filter
+/// is `OFF`), no span can record or be entered: `None` skips the look-up.
+#[inline]
+pub(crate) fn current_span() -> Option<tracing::Span> {
+    use tracing::level_filters::LevelFilter;
+    (LevelFilter::current() != LevelFilter::OFF).then(tracing::Span::current)
 }
 
 /// Runs `f`, which emits `tracing` events from a place where a panic must

@@ -111,6 +111,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod body;
+mod current;
 mod end;
 #[cfg(feature = "axum")]
 mod extract;
@@ -118,11 +119,13 @@ mod future;
 mod handle;
 mod layer;
 mod lease;
+mod lease_ref;
 mod pool;
 mod service;
 
 pub use arena_b;
 pub use body::{ArenaBody, BoxError};
+pub use end::{BodyEnd, EndAt, ResponseEnd};
 #[cfg(feature = "axum")]
 pub use extract::MissingArenaLayer;
 pub use future::ResponseFuture;

@@ -9,7 +9,7 @@ mod common;
 
 use std::convert::Infallible;
 
-use arena_tower::{ArenaLayer, RequestArena};
+use arena_tower::{ArenaLayer, BodyEnd, RequestArena};
 use axum::body::Body;
 use axum::extract::Path;
 use axum::response::Response;
@@ -45,7 +45,7 @@ async fn trailers(arena: RequestArena) -> Response {
     ))))
 }
 
-fn app(layer: ArenaLayer) -> Router {
+fn app(layer: ArenaLayer<BodyEnd>) -> Router {
     Router::new()
         .route("/sized/{n}", get(sized))
         .route("/trailers", get(trailers))
@@ -63,7 +63,7 @@ fn ended(capture: &Capture) -> Vec<String> {
 #[test]
 fn a_streamed_body_with_content_length_sent_completely_is_finished() {
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     run(&capture, async {
         let addr = serve(app(layer.clone())).await;
         for n in [1, 3, 50] {
@@ -80,7 +80,7 @@ fn a_streamed_body_with_content_length_sent_completely_is_finished() {
 #[test]
 fn a_body_ending_in_trailers_is_finished_over_http2_and_http1() {
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     run(&capture, async {
         let addr = serve(app(layer.clone())).await;
         let (status, body, trailers) = request_h2(addr, "/trailers").await;
@@ -101,7 +101,7 @@ fn a_body_ending_in_trailers_is_finished_over_http2_and_http1() {
 #[test]
 fn a_head_response_is_body_dropped_as_documented() {
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     run(&capture, async {
         let addr = serve(app(layer.clone())).await;
         let (status, body) = request(addr, "HEAD", "/sized/3", "").await;

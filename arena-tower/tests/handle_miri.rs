@@ -38,8 +38,8 @@ fn drain<B: Body<Data = Bytes>>(body: B) -> Vec<u8> {
 #[test]
 fn alloc_bytes_and_allocator_collections_across_threads() {
     let layer = ArenaLayer::new().shards(2);
-    let mut svc = layer.layer(service_fn(|req: Request<()>| async move {
-        let arena = req.extensions().get::<RequestArena>().unwrap().clone();
+    let mut svc = layer.layer(service_fn(|_req: Request<()>| async move {
+        let arena = RequestArena::current().unwrap();
         let mut v = allocator_api2::vec::Vec::new_in(&arena);
         v.extend(0..64u32);
         // Another thread allocates from the same request arena (its own
@@ -75,8 +75,8 @@ fn alloc_bytes_and_allocator_collections_across_threads() {
 #[test]
 fn bytes_outlive_the_response_and_move_threads() {
     let layer = ArenaLayer::new();
-    let mut svc = layer.layer(service_fn(|req: Request<()>| async move {
-        let arena = req.extensions().get::<RequestArena>().unwrap();
+    let mut svc = layer.layer(service_fn(|_req: Request<()>| async move {
+        let arena = RequestArena::current().unwrap();
         Ok::<_, Infallible>(Response::new(Full::new(arena.alloc_bytes(b"kept bytes"))))
     }));
     let res = block_on(svc.call(Request::new(()))).unwrap();
@@ -86,7 +86,7 @@ fn bytes_outlive_the_response_and_move_threads() {
         panic!("one frame");
     };
     let data = frame.into_data().unwrap();
-    assert!(body.is_ended());
+    assert!(body.is_end_stream());
     assert_eq!(layer.pool_stats().in_flight, 1);
     let tail = std::thread::spawn(move || data.slice(5..)).join().unwrap();
     assert_eq!(&tail[..], b"bytes");

@@ -175,9 +175,9 @@ fn the_status_is_configurable_and_try_methods_still_return_errors_naming_the_set
 fn a_service_whose_call_hits_the_limit_gets_the_status() {
     use tower::{Layer, ServiceExt};
     let layer = ArenaLayer::new().max_request_bytes(LIMIT);
-    let svc = layer.layer(tower::service_fn(|req: http::Request<()>| {
+    let svc = layer.layer(tower::service_fn(|_req: http::Request<()>| {
         // Allocates in `call`, before the future exists.
-        let arena = req.extensions().get::<RequestArena>().unwrap();
+        let arena = RequestArena::current().unwrap();
         arena.alloc_slice_fast(&vec![0u8; 2 * LIMIT]);
         async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) }
     }));
@@ -259,7 +259,7 @@ fn a_limit_hit_in_a_spawned_task_ends_its_body_with_an_error_and_a_warning() {
         axum::body::Body::from_stream(chunks)
     }
     let capture = Capture::default();
-    let layer = ArenaLayer::new().max_request_bytes(LIMIT);
+    let layer = ArenaLayer::new().max_request_bytes(LIMIT).track_body();
     run(&capture, async {
         let app = Router::new()
             .route("/", get(chan_over))

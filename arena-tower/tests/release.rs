@@ -21,7 +21,7 @@ impl Drop for PanicsOnDrop {
 fn a_destructor_panicking_at_the_release_does_not_escape_and_the_pool_recovers() {
     let layer = ArenaLayer::new();
     let mut svc = layer.layer(tower::service_fn(|req: Request<bool>| async move {
-        let arena = req.extensions().get::<RequestArena>().unwrap();
+        let arena = RequestArena::current().unwrap();
         if *req.body() {
             arena.alloc(PanicsOnDrop);
         }
@@ -47,9 +47,18 @@ fn the_byte_limit_is_per_request_even_for_arenas_other_threads_used() {
         .max_request_bytes(100 * 1024)
         .max_retained_arena_bytes(1 << 20);
     let big = vec![7u8; 60 * 1024];
-    std::thread::scope(|s| {
-        s.spawn(|| assert!(layer.lease().try_alloc_bytes(&big).is_ok()));
+    // Another thread fills its part; the release happens here, so the
+    // arena lands in this thread's cache for the next lease.
+    let used_elsewhere = std::thread::scope(|s| {
+        s.spawn(|| {
+            let arena = layer.lease();
+            assert!(arena.try_alloc_bytes(&big).is_ok());
+            arena
+        })
+        .join()
+        .unwrap()
     });
+    drop(used_elsewhere);
     let arena = layer.lease();
     assert!(layer.pool_stats().hits >= 1, "the same arena came back");
     // Kept: a dropped buffer would be reused by the next `alloc_bytes`.
@@ -137,8 +146,8 @@ fn a_subscriber_panicking_while_a_handler_unwinds_does_not_abort() {
     let layer = ArenaLayer::new();
     let _quiet = QuietPanics::new();
     tracing::dispatcher::with_default(&dispatch, || {
-        let mut svc = layer.layer(tower::service_fn(|req: Request<()>| async move {
-            let arena = req.extensions().get::<RequestArena>().unwrap().clone();
+        let mut svc = layer.layer(tower::service_fn(|_req: Request<()>| async move {
+            let arena = RequestArena::current().unwrap();
             arena.alloc(1u64);
             if true {
                 panic!("the handler panics holding its handle");
@@ -161,12 +170,12 @@ fn a_subscriber_panicking_while_a_handler_unwinds_does_not_abort() {
 #[test]
 fn a_subscriber_panicking_on_the_outlived_warning_does_not_abort() {
     let (dispatch, seen) = panicking_subscriber("still alive");
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     let _quiet = QuietPanics::new();
     tracing::dispatcher::with_default(&dispatch, || {
         let kept = std::sync::Mutex::new(None);
-        let mut svc = layer.layer(tower::service_fn(|req: Request<()>| {
-            *kept.lock().unwrap() = req.extensions().get::<RequestArena>().cloned();
+        let mut svc = layer.layer(tower::service_fn(|_req: Request<()>| {
+            *kept.lock().unwrap() = RequestArena::current();
             async { Ok::<_, Infallible>(Response::new(Empty::<bytes::Bytes>::new())) }
         }));
         let response = block_on(svc.call(Request::new(()))).unwrap();

@@ -44,8 +44,8 @@ fn handler_future_holding_arena_allocations_is_send() {
     rt.block_on(async {
         let svc = ServiceBuilder::new()
             .layer(ArenaLayer::new())
-            .service(service_fn(|req: Request<Empty<Bytes>>| async move {
-                let arena = req.extensions().get::<RequestArena>().unwrap().clone();
+            .service(service_fn(|_req: Request<Empty<Bytes>>| async move {
+                let arena = RequestArena::current().unwrap();
                 // `tokio::spawn` and `assert_send` both demand `Send`.
                 let n = tokio::spawn(assert_send(scratch(arena))).await.unwrap();
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(n.to_string()))))

@@ -38,7 +38,17 @@ struct AppState {
     kept_value_dropped: Arc<AtomicBool>,
 }
 
-fn app(layer: ArenaLayer, state: AppState) -> Router {
+/// The test app behind `layer`: an `ArenaLayer` of either `EndAt`.
+fn app<L>(layer: L, state: AppState) -> Router
+where
+    L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+    L::Service: tower::Service<http::Request<axum::body::Body>> + Clone + Send + Sync + 'static,
+    <L::Service as tower::Service<http::Request<axum::body::Body>>>::Response:
+        axum::response::IntoResponse + 'static,
+    <L::Service as tower::Service<http::Request<axum::body::Body>>>::Error:
+        Into<std::convert::Infallible> + 'static,
+    <L::Service as tower::Service<http::Request<axum::body::Body>>>::Future: Send + 'static,
+{
     Router::new()
         .route("/pattern/{id}", get(pattern))
         .route("/stream/{ticks}", get(stream))
@@ -206,9 +216,10 @@ fn concurrent_requests_each_keep_their_own_arena() {
     );
     let releases = capture.releases();
     assert_eq!(releases.len(), 500);
+    // The default `ResponseEnd`: each ends when its handler answers.
     assert!(releases
         .iter()
-        .all(|e| e.field("ended") == Some("finished")));
+        .all(|e| e.field("ended") == Some("responded")));
     assert!(capture.outlived_warnings().is_empty());
 }
 
@@ -267,7 +278,7 @@ async fn stream(arena: RequestArena, Path(ticks): Path<usize>) -> Response {
 #[test]
 fn streaming_response_is_built_in_the_arena() {
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     run(&capture, async {
         let addr = serve(app(layer.clone(), AppState::default())).await;
         let (status, body) = request(addr, "GET", "/stream/50", "").await;
@@ -287,7 +298,7 @@ fn streaming_response_is_built_in_the_arena() {
 #[test]
 fn client_disconnecting_mid_stream_releases_the_arena() {
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     run(&capture, async {
         let addr = serve(app(layer.clone(), AppState::default())).await;
         let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -325,7 +336,7 @@ async fn panics(arena: RequestArena) -> &'static str {
 #[test]
 fn panicking_handler_behind_catch_panic_releases_the_arena() {
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     run(&capture, async {
         let addr = serve(app(layer.clone(), AppState::default())).await;
         let (status, _) = request(addr, "GET", "/panic", "").await;
@@ -339,7 +350,9 @@ fn panicking_handler_behind_catch_panic_releases_the_arena() {
     let releases = capture.releases();
     assert_eq!(releases.len(), 2);
     assert_eq!(releases[0].field("ended"), Some("handler_dropped"));
-    assert_eq!(releases[1].field("pool_hit"), Some("true"));
+    // (The second request may lease on another worker, whose thread cache
+    // does not hold the first one's arena: a pool hit is not certain.)
+    assert_eq!(layer.pool_stats().leases, 2);
 }
 
 struct SetOnDrop(Arc<AtomicBool>);
@@ -372,7 +385,7 @@ async fn keep(State(state): State<AppState>, arena: RequestArena) -> &'static st
 #[test]
 fn handle_kept_by_a_spawned_task_delays_the_release() {
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     let state = AppState::default();
     let (tx, rx) = oneshot::channel();
     *state.keep.lock().unwrap() = Some(rx);

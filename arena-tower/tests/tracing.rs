@@ -47,7 +47,7 @@ async fn alloc_n(req: Request<Empty<Bytes>>) -> Result<Response<Full<Bytes>>, In
         .trim_start_matches('/')
         .parse()
         .unwrap_or(0);
-    let arena = req.extensions().get::<RequestArena>().unwrap();
+    let arena = RequestArena::current().unwrap();
     arena.alloc_slice_fast(&vec![7u64; n]);
     Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
 }
@@ -55,7 +55,7 @@ async fn alloc_n(req: Request<Empty<Bytes>>) -> Result<Response<Full<Bytes>>, In
 #[test]
 fn release_event_and_span_fields() {
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     traced(&capture, async {
         let mut svc = ServiceBuilder::new()
             .layer(TraceLayer::new_for_http().make_span_with(span_for))
@@ -112,7 +112,7 @@ fn span_recording_can_be_turned_off() {
     traced(&capture, async {
         let svc = ServiceBuilder::new()
             .layer(TraceLayer::new_for_http().make_span_with(span_for))
-            .layer(ArenaLayer::new().record_span_fields(false))
+            .layer(ArenaLayer::new().track_body().record_span_fields(false))
             .service(service_fn(alloc_n));
         let res = svc
             .oneshot(Request::get("/10").body(Empty::new()).unwrap())
@@ -129,7 +129,7 @@ fn span_recording_can_be_turned_off() {
 #[test]
 fn body_dropped_unpolled() {
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     traced(&capture, async {
         let svc = ServiceBuilder::new()
             .layer(layer.clone())
@@ -148,7 +148,7 @@ fn body_dropped_unpolled() {
 #[test]
 fn empty_body_ends_at_once() {
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     traced(&capture, async {
         let svc = ServiceBuilder::new()
             .layer(layer.clone())
@@ -166,12 +166,12 @@ fn empty_body_ends_at_once() {
 #[test]
 fn handler_error_and_dropped_future() {
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     traced(&capture, async {
         let failing = ServiceBuilder::new()
             .layer(layer.clone())
-            .service(service_fn(|req: Request<Empty<Bytes>>| async move {
-                req.extensions().get::<RequestArena>().unwrap().alloc(1u8);
+            .service(service_fn(|_req: Request<Empty<Bytes>>| async move {
+                RequestArena::current().unwrap().alloc(1u8);
                 Err::<Response<Empty<Bytes>>, _>("handler failed")
             }));
         let err = failing
@@ -222,7 +222,7 @@ impl http_body::Body for Failing {
 #[test]
 fn body_error_ends_the_response() {
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     traced(&capture, async {
         let svc = ServiceBuilder::new()
             .layer(layer.clone())
@@ -245,9 +245,9 @@ fn body_error_ends_the_response() {
 fn frames_trailers_and_size_hint_are_forwarded() {
     traced(&Capture::default(), async {
         let svc = ServiceBuilder::new()
-            .layer(ArenaLayer::new())
-            .service(service_fn(|req: Request<Empty<Bytes>>| async move {
-                let arena = req.extensions().get::<RequestArena>().unwrap();
+            .layer(ArenaLayer::new().track_body())
+            .service(service_fn(|_req: Request<Empty<Bytes>>| async move {
+                let arena = RequestArena::current().unwrap();
                 let data = arena.alloc_bytes(b"0123456789");
                 let mut trailers = http::HeaderMap::new();
                 trailers.insert("x-check", "ok".parse().unwrap());
@@ -260,7 +260,7 @@ fn frames_trailers_and_size_hint_are_forwarded() {
         assert_eq!(&collected.to_bytes()[..], b"0123456789");
 
         let svc = ServiceBuilder::new()
-            .layer(ArenaLayer::new())
+            .layer(ArenaLayer::new().track_body())
             .service(service_fn(|_req: Request<Empty<Bytes>>| async {
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"12345"))))
             }));
@@ -293,17 +293,17 @@ impl http_body::Body for Frames {
 #[test]
 fn handle_outlives_the_response() {
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     traced(&capture, async {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let rx = std::sync::Mutex::new(Some(rx));
         let svc = ServiceBuilder::new()
             .layer(TraceLayer::new_for_http().make_span_with(span_for))
             .layer(layer.clone())
-            .service(service_fn(move |req: Request<Empty<Bytes>>| {
+            .service(service_fn(move |_req: Request<Empty<Bytes>>| {
                 let rx = rx.lock().unwrap().take().unwrap();
                 async move {
-                    let arena = req.extensions().get::<RequestArena>().unwrap().clone();
+                    let arena = RequestArena::current().unwrap();
                     tokio::spawn(async move {
                         rx.await.ok();
                         drop(arena);
@@ -340,12 +340,12 @@ fn handle_outlives_the_response() {
 #[test]
 fn alloc_bytes_keeps_the_arena_until_dropped() {
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     traced(&capture, async {
         let svc = ServiceBuilder::new()
             .layer(layer.clone())
-            .service(service_fn(|req: Request<Empty<Bytes>>| async move {
-                let arena = req.extensions().get::<RequestArena>().unwrap();
+            .service(service_fn(|_req: Request<Empty<Bytes>>| async move {
+                let arena = RequestArena::current().unwrap();
                 let body = arena.alloc_bytes(b"hello arena");
                 Ok::<_, Infallible>(Response::new(Full::new(body)))
             }));
@@ -372,9 +372,9 @@ fn debug_feature_reports_the_arena_contents_at_release() {
     traced(&capture, async {
         let svc = ServiceBuilder::new()
             .layer(TraceLayer::new_for_http().make_span_with(span_for))
-            .layer(ArenaLayer::new())
-            .service(service_fn(|req: Request<Empty<Bytes>>| async move {
-                let arena = req.extensions().get::<RequestArena>().unwrap();
+            .layer(ArenaLayer::new().track_body())
+            .service(service_fn(|_req: Request<Empty<Bytes>>| async move {
+                let arena = RequestArena::current().unwrap();
                 arena.alloc(String::from("pending drop"));
                 Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
             }));
@@ -405,7 +405,7 @@ fn debug_feature_reports_the_arena_contents_at_release() {
 fn the_release_lands_in_the_request_span_with_the_arena_layer_outside_trace_layer() {
     use axum::routing::get;
     let capture = Capture::default();
-    let layer = ArenaLayer::new();
+    let layer = ArenaLayer::new().track_body();
     traced(&capture, async {
         async fn handler(arena: RequestArena) -> &'static str {
             arena.alloc_slice_fast(&[7u64; 100]);

@@ -329,11 +329,18 @@ impl Arena {
         self.poison_freed(pos);
         #[cfg(feature = "slab")]
         self.slab_generation.set(self.slab_generation.get() + 1);
-        if pos.chunk == self.current.get() && !pos.ptr.is_null() {
-            // SAFETY: `pos` is at or before the cursor in the current chunk, so
-            // `[pos.ptr, end)` is inside the chunk and holds nothing anyone may
-            // still use (the callers free it first).
-            unsafe { self.cursor.set_ptr(pos.ptr) };
+        // The start of the current chunk (`Pos::ZERO` of a one-chunk arena,
+        // every reset of a pooled arena) stays in the chunk, too.
+        let ptr = if pos.ptr.is_null() && pos.chunk == self.current.get() {
+            self.chunk_start.get()
+        } else {
+            pos.ptr
+        };
+        if pos.chunk == self.current.get() && !ptr.is_null() {
+            // SAFETY: `ptr` is at or before the cursor in the current chunk
+            // (or the chunk's start), so `[ptr, end)` is inside the chunk and
+            // holds nothing anyone may still use (the callers free it first).
+            unsafe { self.cursor.set_ptr(ptr) };
         } else {
             self.move_to_chunk(pos);
         }

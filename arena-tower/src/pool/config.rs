@@ -17,7 +17,11 @@ pub(crate) struct Config {
     pub(crate) limit_policy: LimitPolicy,
     pub(crate) over_limit_status: http::StatusCode,
     pub(crate) retained_per_shard: usize,
+    /// The most bytes of chunks all idle arenas of the pool own together.
+    pub(crate) max_retained_bytes: usize,
     pub(crate) max_retained_arena_bytes: usize,
+    /// Whether the handle also goes into the request's extensions.
+    pub(crate) request_extension: bool,
     /// `None`: the shard count.
     pub(crate) max_retained_arena_threads: Option<usize>,
     pub(crate) record_span_fields: bool,
@@ -32,7 +36,9 @@ impl Default for Config {
             limit_policy: LimitPolicy::Unwind,
             over_limit_status: http::StatusCode::PAYLOAD_TOO_LARGE,
             retained_per_shard: crate::layer::DEFAULT_RETAINED_PER_SHARD,
+            max_retained_bytes: crate::layer::DEFAULT_MAX_RETAINED_BYTES,
             max_retained_arena_bytes: crate::layer::DEFAULT_MAX_RETAINED_ARENA_BYTES,
+            request_extension: false,
             max_retained_arena_threads: None,
             record_span_fields: true,
             shards: std::thread::available_parallelism()

@@ -1,74 +1,122 @@
-//! The arena pool: one small stack of idle arenas per shard, shards picked
-//! by thread.
+//! The arena pool: a small cache of idle arenas per thread, shards of idle
+//! arenas shared between threads behind it, and one byte budget for all.
 //!
-//! # Why shards by thread
-//! A lease and a release must not take a global lock, and under load they
-//! should not even share a cache line. Each thread is given a shard index
-//! the first time it leases or releases (round-robin over the threads that
-//! show up, modulo the shard count), so the tokio workers of a runtime with
-//! as many workers as there are shards each get their own shard. tokio's own
-//! `worker_index()` would fit better but needs `--cfg tokio_unstable`.
+//! # Why a cache per thread
+//! A request leases an arena and releases it, usually on the same tokio
+//! worker thread, thousands of times a second per worker. Anything shared
+//! on that path costs: a mutex is two atomic read-modify-writes, an
+//! `Arc` clone of the pool one more on a cache line every worker touches.
+//! So a lease first pops the current thread's cache (at most
+//! [`LOCAL_ARENAS`], most recently used first: its memory is warm in the
+//! CPU's cache) and a release pushes to it: no lock, no atomic
+//! read-modify-write, no allocation. Its counters are the thread's own
+//! (written by it alone, summed by [`PoolStats`]).
 //!
-//! A shard is a stack of idle leases behind a mutex that is only ever held
-//! for a push or a pop (never across user code or an `.await`), so with one
-//! thread per shard it is uncontended; the stack grows as arenas come back
-//! and holds no slots in advance. A lease pops from the current thread's
-//! shard (the most recently used arena first: its memory is warm in the
-//! cache) and, when that is empty, steals from the others before it builds
-//! a new arena: a request often ends on another worker than the one it
-//! started on, so arenas drift between shards. A release pushes to the
-//! current thread's shard and drops the arena when the shard is full.
+//! # Why shards behind it
+//! A task moves between workers, so a request may end on another thread
+//! than the one it started on: arenas drift. A release that finds its
+//! thread's cache full (or the thread serving another pool) pushes to the
+//! thread's shard, a stack behind a mutex held only for a push or a pop;
+//! a lease that finds its cache empty pops its shard, then steals from the
+//! others, before it builds a new arena. Threads are given shards
+//! round-robin, so one worker per shard never contends.
 //!
-//! Counters are per shard and summed by [`PoolStats`]: a lease counts on the
-//! leasing thread's shard and a release on the releasing thread's, so one
-//! shard's `in_flight` can be negative while the sum is right.
+//! # One budget
+//! The idle arenas of the whole pool (thread caches and shards) own at most
+//! [`Config::max_retained_bytes`] of chunks, whatever the core count. Every
+//! idle byte is covered by a grant from the pool's budget: a shard takes
+//! one per arena pushed and gives it back at the pop; a thread cache holds
+//! a *credit* that covers its arenas plus a little slack (at most
+//! [`Pool::slack`], one arena in steady state), so that a lease and a
+//! release on the same thread touch the budget not at all. An arena that
+//! finds no budget, or that grew past `max_retained_arena_bytes`, is
+//! shrunk or dropped instead of pooled.
+//!
+//! # Lifetime
+//! A pooled lease keeps its pool alive (it holds the `Arc` it gives back to
+//! the release, so the release clones nothing); the cycle is broken by
+//! [`Pool::close`] when the last layer and service are dropped
+//! ([`PoolOwner`]): the shards are emptied at once, and each thread's cache
+//! when that thread next leases or releases, or exits.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::handle::RequestArena;
 use crate::lease::Lease;
+use crate::lease_ref::LeaseBox;
 
 mod config;
+mod local;
 
 pub(crate) use config::Config;
 
-/// A pooled lease (its arena reset) and the arena's capacity when it was
+/// Most idle arenas a thread's cache holds.
+pub(crate) const LOCAL_ARENAS: usize = 4;
+
+/// An idle lease (its arena reset) and the arena's capacity when it was
 /// pooled. Pooling the `Arc` and not just the arena is what makes a lease
 /// allocation-free in steady state.
-struct Idle {
-    lease: Arc<Lease>,
-    capacity: usize,
+pub(crate) struct Idle {
+    pub(crate) lease: LeaseBox,
+    pub(crate) capacity: usize,
 }
 
-/// One shard: the stack and its counters, on their own cache lines.
-#[repr(align(128))]
-struct Shard {
-    idle: Mutex<Vec<Idle>>,
+/// Counters of a thread cache (written by its thread alone, with plain
+/// loads and stores) or of the pool's shared paths (read-modify-writes).
+#[derive(Default)]
+pub(crate) struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
-    in_flight: AtomicIsize,
-    retained_bytes: AtomicUsize,
+    releases: AtomicU64,
+    /// Gauges of a thread cache: its idle arenas and their bytes.
+    idle_arenas: AtomicUsize,
+    idle_bytes: AtomicUsize,
+}
+
+/// Adds `n` to a counter only this thread writes: no read-modify-write.
+#[inline(always)]
+pub(crate) fn add_own(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
+/// One shard: a stack of idle arenas, on its own cache lines.
+#[repr(align(128))]
+struct Shard {
+    idle: Mutex<ShardIdle>,
+}
+
+#[derive(Default)]
+struct ShardIdle {
+    arenas: Vec<Idle>,
+    /// Bytes of `arenas`, each covered by a grant from the budget.
+    bytes: usize,
 }
 
 impl Shard {
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+    fn lock(&self) -> MutexGuard<'_, ShardIdle> {
         // Nothing panics while the lock is held; a poisoned stack is whole.
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn pop(&self) -> Option<Idle> {
-        let idle = self.idle().pop()?;
-        self.retained_bytes
-            .fetch_sub(idle.capacity, Ordering::Relaxed);
-        Some(idle)
     }
 }
 
 pub(crate) struct Pool {
     pub(crate) config: Config,
+    /// Bytes of `config.max_retained_bytes` not granted to a shard's
+    /// arenas or a thread cache's credit.
+    budget: AtomicUsize,
+    /// The most credit a thread cache keeps beyond its arenas.
+    slack: usize,
+    /// The most arenas a thread cache holds.
+    local_arenas: usize,
     shards: Box<[Shard]>,
+    /// Counts of the shared paths, and of thread caches that went away.
+    shared: Counters,
+    /// The counters of the thread caches that serve this pool.
+    threads: Mutex<Vec<Arc<Counters>>>,
+    /// Set when the last layer and service are gone.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for Pool {
@@ -110,116 +158,204 @@ impl Pool {
         debug_assert!(config.validate().is_ok());
         let shards = (0..config.shards)
             .map(|_| Shard {
-                idle: Mutex::new(Vec::new()),
-                hits: AtomicU64::new(0),
-                misses: AtomicU64::new(0),
-                in_flight: AtomicIsize::new(0),
-                retained_bytes: AtomicUsize::new(0),
+                idle: Mutex::default(),
             })
             .collect();
-        Pool { config, shards }
-    }
-
-    #[inline]
-    fn local(&self) -> (usize, &Shard) {
-        let i = thread_slot() % self.shards.len();
-        (i, &self.shards[i])
+        let local_arenas = LOCAL_ARENAS.min(config.retained_per_shard);
+        let slack = (local_arenas.saturating_mul(config.max_retained_arena_bytes))
+            .min(config.max_retained_bytes / (2 * config.shards));
+        Pool {
+            budget: AtomicUsize::new(config.max_retained_bytes),
+            slack,
+            local_arenas,
+            shards,
+            shared: Counters::default(),
+            threads: Mutex::default(),
+            closed: AtomicBool::new(false),
+            config,
+        }
     }
 
     /// Leases an arena for one request.
-    pub(crate) fn lease(self: &Arc<Self>, span: tracing::Span) -> RequestArena {
-        let (mut lease, hit) = self.take();
-        Arc::get_mut(&mut lease)
-            .expect("a pooled lease has no other owner")
-            .start(Arc::clone(self), span, hit);
-        RequestArena::new(lease)
+    #[inline]
+    pub(crate) fn lease(self: &Arc<Self>, span: Option<tracing::Span>) -> RequestArena {
+        let (mut lease, hit) = match local::lease(self) {
+            Some(found) => found,
+            None => self.lease_shared(),
+        };
+        lease.get_mut().start(span, hit);
+        RequestArena::new(lease.share())
     }
 
-    /// A pooled lease, or a new one; and whether it was pooled.
-    fn take(&self) -> (Arc<Lease>, bool) {
-        let (home, shard) = self.local();
-        shard.in_flight.fetch_add(1, Ordering::Relaxed);
-        let found = shard.pop().or_else(|| {
-            // Steal: the arenas of requests that ended on other threads.
-            let n = self.shards.len();
-            (1..n).find_map(|k| self.shards[(home + k) % n].pop())
-        });
-        match found {
+    /// A lease without the thread cache (its thread-local is gone, or in
+    /// use further up the stack).
+    #[cold]
+    fn lease_shared(self: &Arc<Self>) -> (LeaseBox, bool) {
+        match self.pop_shards() {
             Some(idle) => {
-                shard.hits.fetch_add(1, Ordering::Relaxed);
+                self.give_back(idle.capacity);
+                self.shared.hits.fetch_add(1, Ordering::Relaxed);
                 (idle.lease, true)
             }
             None => {
-                shard.misses.fetch_add(1, Ordering::Relaxed);
-                // Settings checked when the layer was configured.
-                let arena = self.config.builder().build_sync();
-                (Arc::new(Lease::new(arena)), false)
+                self.shared.misses.fetch_add(1, Ordering::Relaxed);
+                (self.new_lease(), false)
             }
+        }
+    }
+
+    /// A lease of a new arena (a pool miss).
+    fn new_lease(self: &Arc<Self>) -> LeaseBox {
+        // Settings checked when the layer was configured.
+        let arena = self.config.builder().build_sync();
+        LeaseBox::new(Lease::new(arena, Arc::clone(self)))
+    }
+
+    /// Takes `bytes` of the budget, if that much is left.
+    fn grant(&self, bytes: usize) -> bool {
+        self.budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(bytes)
+            })
+            .is_ok()
+    }
+
+    /// Returns `bytes` to the budget.
+    fn give_back(&self, bytes: usize) {
+        if bytes > 0 {
+            self.budget.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Pops the current thread's shard, then steals from the others. The
+    /// arena's grant is the caller's.
+    fn pop_shards(&self) -> Option<Idle> {
+        let n = self.shards.len();
+        let home = thread_slot() % n;
+        (0..n).find_map(|k| {
+            let mut shard = self.shards[(home + k) % n].lock();
+            let idle = shard.arenas.pop()?;
+            shard.bytes -= idle.capacity;
+            Some(idle)
+        })
+    }
+
+    /// Pushes `idle` to the current thread's shard, its bytes covered by a
+    /// grant the caller already holds (`granted`) or takes here; without
+    /// budget or room, the arena is dropped (after the lock is let go).
+    fn push_shard(&self, idle: Idle, granted: bool) {
+        if self.closed.load(Ordering::Acquire) {
+            if granted {
+                self.give_back(idle.capacity);
+            }
+            return;
+        }
+        if !granted && !self.grant(idle.capacity) {
+            return;
+        }
+        let capacity = idle.capacity;
+        let mut shard = self.shards[thread_slot() % self.shards.len()].lock();
+        let refused = if shard.arenas.len() < self.config.retained_per_shard {
+            shard.bytes += capacity;
+            shard.arenas.push(idle);
+            None
+        } else {
+            Some(idle)
+        };
+        drop(shard);
+        if refused.is_some() {
+            self.give_back(capacity);
         }
     }
 
     /// Resets the arena of `lease` (destructors run) and pools the lease,
-    /// or drops it. Called by the release of the last handle.
-    pub(crate) fn recycle(&self, lease: Arc<Lease>, capacity: usize) {
-        let (_, shard) = self.local();
-        // Counted when this returns, even if a destructor run by `reset`
-        // panics, so `in_flight` always comes back to zero.
-        struct Done<'a>(&'a AtomicIsize);
-        impl Drop for Done<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::Release);
-            }
-        }
-        let _done = Done(&shard.in_flight);
+    /// or drops it. Called by the release of the last handle, with the
+    /// lease's own reference to its pool (`pool`), which goes back into
+    /// the lease when it is pooled.
+    pub(crate) fn recycle(pool: Arc<Pool>, lease: LeaseBox) {
         // A destructor of a value in the arena that panics here would
         // surface wherever the last handle happened to be dropped (inside
         // hyper's body polling, say), out of reach of the user's
         // `CatchPanicLayer`: report it and drop the arena instead.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.reset_and_pool(shard, lease, capacity)
-        }));
-        if outcome.is_err() {
-            crate::lease::quietly(|| {
-                tracing::error!(
-                    target: "arena_tower",
-                    "a destructor of a value in a request arena panicked during its release; \
-                     the arena was dropped instead of pooled"
-                )
-            });
+        let reset = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.reset(lease)));
+        match reset {
+            Ok(Some(idle)) => {
+                if let Err((pool, mut idle)) = local::put(pool, idle) {
+                    pool.shared.releases.fetch_add(1, Ordering::Relaxed);
+                    idle.lease.get_mut().set_pool(Arc::clone(&pool));
+                    pool.push_shard(idle, false);
+                }
+            }
+            Ok(None) => {
+                pool.shared.releases.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                pool.shared.releases.fetch_add(1, Ordering::Relaxed);
+                crate::lease::quietly(|| {
+                    tracing::error!(
+                        target: "arena_tower",
+                        "a destructor of a value in a request arena panicked during its \
+                         release; the arena was dropped instead of pooled"
+                    )
+                });
+            }
         }
     }
 
-    fn reset_and_pool(&self, shard: &Shard, mut lease: Arc<Lease>, capacity: usize) {
+    /// The arena of `lease`, reset for the next request and shrunk if it
+    /// grew too big; `None` (and the lease dropped) if it is not pooled.
+    fn reset(&self, mut lease: LeaseBox) -> Option<Idle> {
         let config = &self.config;
-        if config.retained_per_shard == 0 || shard.idle().len() >= config.retained_per_shard {
-            return; // dropped: frees everything, destructors run
+        if config.retained_per_shard == 0 || self.closed.load(Ordering::Acquire) {
+            return None; // dropped: frees everything, destructors run
         }
-        let Some(arena) = Arc::get_mut(&mut lease).map(Lease::finish) else {
-            return; // cannot happen: the release owns the lease alone
-        };
+        let arena = lease.get_mut().finish();
         // An arena that grew past the retention size, or that holds parts
         // for more threads than the pool's workers (a handler that touched
-        // it from short-lived threads), forgets them all.
-        let capacity = if capacity > config.max_retained_arena_bytes
-            || arena.threads() > config.max_threads()
-        {
-            arena.reset_and_shrink();
-            arena.capacity()
-        } else {
-            arena.reset();
-            capacity
-        };
-        // The next request's `peak_bytes` is its own.
-        arena.reset_peak();
-        // Counted before the push, so a concurrent pop never subtracts first.
-        shard.retained_bytes.fetch_add(capacity, Ordering::Relaxed);
-        let mut idle = shard.idle();
-        if idle.len() < config.retained_per_shard {
-            idle.push(Idle { lease, capacity });
-        } else {
+        // it from short-lived threads), forgets them all; the next request's
+        // `peak_bytes` is its own.
+        let max_capacity = config
+            .max_retained_arena_bytes
+            .min(config.max_retained_bytes);
+        let capacity = arena.reset_for_reuse(max_capacity, config.max_threads());
+        Some(Idle { lease, capacity })
+    }
+
+    /// The last layer and service of this pool are gone: empty the shards
+    /// now; thread caches empty themselves when they see the flag.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for shard in self.shards.iter() {
+            let idle = std::mem::take(&mut *shard.lock());
+            self.give_back(idle.bytes);
             drop(idle);
-            shard.retained_bytes.fetch_sub(capacity, Ordering::Relaxed);
-            // `lease` drops here, outside the lock.
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Registers a thread cache's counters.
+    fn register(&self, counters: Arc<Counters>) {
+        self.threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(counters);
+    }
+
+    /// Folds a thread cache's counters into the shared ones and forgets
+    /// them (the cache is empty: its gauges are zero).
+    fn retire(&self, counters: &Arc<Counters>) {
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        threads.retain(|c| !Arc::ptr_eq(c, counters));
+        for (to, from) in [
+            (&self.shared.hits, &counters.hits),
+            (&self.shared.misses, &counters.misses),
+            (&self.shared.releases, &counters.releases),
+        ] {
+            to.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
         }
     }
 
@@ -231,34 +367,48 @@ impl Pool {
             in_flight: 0,
             retained_arenas: 0,
             retained_bytes: 0,
-            retained_bytes_cap: self
-                .shards
-                .len()
-                .saturating_mul(self.config.retained_per_shard)
-                .saturating_mul(self.config.max_retained_arena_bytes),
+            retained_bytes_cap: self.config.max_retained_bytes,
             shards: self.shards.len(),
         };
-        let mut in_flight: isize = 0;
-        for shard in self.shards.iter() {
-            let hits = shard.hits.load(Ordering::Relaxed);
-            let misses = shard.misses.load(Ordering::Relaxed);
-            stats.hits += hits;
-            stats.misses += misses;
-            stats.leases += hits + misses;
-            in_flight = in_flight.wrapping_add(shard.in_flight.load(Ordering::Acquire));
-            stats.retained_arenas += shard.idle().len();
-            stats.retained_bytes += shard.retained_bytes.load(Ordering::Relaxed);
+        let mut releases = 0;
+        {
+            let threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+            for c in threads.iter().map(|c| &**c).chain([&self.shared]) {
+                stats.hits += c.hits.load(Ordering::Relaxed);
+                stats.misses += c.misses.load(Ordering::Relaxed);
+                releases += c.releases.load(Ordering::Relaxed);
+                stats.retained_arenas += c.idle_arenas.load(Ordering::Relaxed);
+                stats.retained_bytes += c.idle_bytes.load(Ordering::Relaxed);
+            }
         }
-        stats.in_flight = usize::try_from(in_flight).unwrap_or(0);
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            stats.retained_arenas += shard.arenas.len();
+            stats.retained_bytes += shard.bytes;
+        }
+        stats.leases = stats.hits + stats.misses;
+        stats.in_flight = usize::try_from(stats.leases.saturating_sub(releases)).unwrap_or(0);
         stats
+    }
+}
+
+/// The owners of a pool: the layer and every service it made. The last
+/// one's drop closes the pool, so that pooled leases, which keep the pool
+/// alive, let it go.
+#[derive(Debug)]
+pub(crate) struct PoolOwner(pub(crate) Arc<Pool>);
+
+impl Drop for PoolOwner {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
 /// Counters of an [`ArenaLayer`](crate::ArenaLayer)'s pool, from
 /// [`ArenaLayer::pool_stats`](crate::ArenaLayer::pool_stats).
 ///
-/// The counters are summed over the shards without a lock, so while
-/// requests run they are a snapshot of each shard, not of all at one
+/// The counters are summed over threads and shards without stopping them,
+/// so while requests run they are a snapshot of each, not of all at one
 /// instant.
 ///
 /// ```
@@ -282,12 +432,12 @@ pub struct PoolStats {
     /// Arenas leased and not yet released: their response has not ended, or
     /// a `RequestArena` handle (or an `alloc_bytes` buffer) is still alive.
     pub in_flight: usize,
-    /// Arenas in the pool.
+    /// Arenas in the pool (thread caches and shards).
     pub retained_arenas: usize,
     /// Bytes of chunks owned by the arenas in the pool.
     pub retained_bytes: usize,
-    /// The most `retained_bytes` can be: shards × `retained_per_shard` ×
-    /// `max_retained_arena_bytes`.
+    /// The most `retained_bytes` can be:
+    /// [`max_retained_bytes`](crate::ArenaLayer::max_retained_bytes).
     pub retained_bytes_cap: usize,
     /// Number of shards.
     pub shards: usize,

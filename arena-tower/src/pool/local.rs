@@ -1,0 +1,211 @@
+//! The thread cache: the idle arenas a thread keeps for its next leases,
+//! so that a lease and a release on the same thread take no lock and no
+//! atomic read-modify-write (see the [pool docs](super)).
+//!
+//! A cache serves one pool at a time (the last one this thread leased
+//! from); a lease from another pool moves the cache over, sending its
+//! arenas to their pool's shards. Its arenas are covered by a credit from
+//! the pool's budget, given back when the cache empties, moves over, or
+//! its thread exits.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use super::{add_own, Counters, Idle, Pool};
+use crate::lease_ref::LeaseBox;
+
+struct Bound {
+    pool: Arc<Pool>,
+    counters: Arc<Counters>,
+}
+
+/// One thread's cache.
+struct ThreadCache {
+    bound: Option<Bound>,
+    /// Idle arenas of `bound.pool`, the most recently released last.
+    idle: Vec<Idle>,
+    /// Bytes of `idle`.
+    cached: usize,
+    /// Bytes granted by the pool's budget; at least `cached`.
+    credit: usize,
+}
+
+thread_local! {
+    static CACHE: RefCell<ThreadCache> = const {
+        RefCell::new(ThreadCache { bound: None, idle: Vec::new(), cached: 0, credit: 0 })
+    };
+}
+
+/// A lease from this thread's cache (or, through it, from the shards or a
+/// new arena), counted as this thread's; `None` when the cache cannot be
+/// used (thread teardown, or a lease further up this thread's stack).
+#[inline]
+pub(super) fn lease(pool: &Arc<Pool>) -> Option<(LeaseBox, bool)> {
+    CACHE
+        .try_with(|cache| {
+            let mut cache = cache.try_borrow_mut().ok()?;
+            Some(cache.lease(pool))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Pools `idle` (reset, its pool reference taken out: `pool`) in this
+/// thread's cache if it serves `pool` and has room and credit; otherwise
+/// both come back.
+#[inline]
+pub(super) fn put(pool: Arc<Pool>, idle: Idle) -> Result<(), (Arc<Pool>, Idle)> {
+    let mut slot = Some((pool, idle));
+    let _ = CACHE.try_with(|cache| {
+        if let Ok(mut cache) = cache.try_borrow_mut() {
+            if let Some((pool, idle)) = slot.take() {
+                slot = cache.put(pool, idle).err();
+            }
+        }
+    });
+    match slot {
+        None => Ok(()),
+        Some(back) => Err(back),
+    }
+}
+
+impl ThreadCache {
+    fn serves(&self, pool: &Arc<Pool>) -> bool {
+        self.bound
+            .as_ref()
+            .is_some_and(|b| Arc::ptr_eq(&b.pool, pool))
+    }
+
+    #[inline]
+    fn lease(&mut self, pool: &Arc<Pool>) -> (LeaseBox, bool) {
+        // (A pool leases only while a layer or service owns it: never closed here.)
+        if !self.serves(pool) {
+            self.bind(pool);
+        }
+        let ThreadCache {
+            bound: Some(bound),
+            idle,
+            cached,
+            credit,
+        } = self
+        else {
+            unreachable!("arena-tower: the cache was just bound")
+        };
+        let found = match idle.pop() {
+            Some(idle) => {
+                *cached -= idle.capacity;
+                Some(idle)
+            }
+            None => bound.pool.pop_shards().inspect(|idle| {
+                // Its grant becomes this cache's credit, for its release.
+                *credit += idle.capacity;
+            }),
+        };
+        let out = match found {
+            Some(idle) => {
+                add_own(&bound.counters.hits, 1);
+                (idle.lease, true)
+            }
+            None => {
+                add_own(&bound.counters.misses, 1);
+                (pool.new_lease(), false)
+            }
+        };
+        self.trim();
+        self.publish();
+        out
+    }
+
+    /// Pools `idle` of `pool` here, or gives both back.
+    #[inline]
+    fn put(&mut self, pool: Arc<Pool>, mut idle: Idle) -> Result<(), (Arc<Pool>, Idle)> {
+        let Some(bound) = &self.bound else {
+            return Err((pool, idle));
+        };
+        if !Arc::ptr_eq(&bound.pool, &pool)
+            || self.idle.len() >= pool.local_arenas
+            || pool.is_closed()
+        {
+            return Err((pool, idle));
+        }
+        let needed = self.cached + idle.capacity;
+        if needed > self.credit {
+            if !pool.grant(needed - self.credit) {
+                return Err((pool, idle));
+            }
+            self.credit = needed;
+        }
+        add_own(&bound.counters.releases, 1);
+        // The lease gets its pool reference back (moved, not cloned).
+        idle.lease.get_mut().set_pool(pool);
+        self.cached = needed;
+        self.idle.push(idle);
+        self.publish();
+        Ok(())
+    }
+
+    /// Keeps at most `slack` bytes of credit beyond the cached arenas.
+    #[inline]
+    fn trim(&mut self) {
+        if let Some(bound) = &self.bound {
+            let keep = self.cached + bound.pool.slack;
+            if self.credit > keep {
+                bound.pool.give_back(self.credit - keep);
+                self.credit = keep;
+            }
+        }
+    }
+
+    /// Makes the cache's gauges visible to `PoolStats`.
+    #[inline]
+    fn publish(&self) {
+        if let Some(bound) = &self.bound {
+            use std::sync::atomic::Ordering::Relaxed;
+            bound.counters.idle_arenas.store(self.idle.len(), Relaxed);
+            bound.counters.idle_bytes.store(self.cached, Relaxed);
+        }
+    }
+
+    /// Serves `pool` from now on.
+    #[cold]
+    fn bind(&mut self, pool: &Arc<Pool>) {
+        self.unbind();
+        let counters = Arc::new(Counters::default());
+        pool.register(Arc::clone(&counters));
+        self.bound = Some(Bound {
+            pool: Arc::clone(pool),
+            counters,
+        });
+    }
+
+    /// Sends the cached arenas to their pool's shards (with the credit that
+    /// covers them), gives the rest of the credit back and retires the
+    /// counters.
+    #[cold]
+    fn unbind(&mut self) {
+        let Some(Bound { pool, counters }) = self.bound.take() else {
+            return;
+        };
+        for idle in std::mem::take(&mut self.idle) {
+            // Its share of the credit goes with it.
+            self.credit -= idle.capacity;
+            self.cached -= idle.capacity;
+            pool.push_shard(idle, true);
+        }
+        pool.give_back(self.credit);
+        self.credit = 0;
+        counters
+            .idle_arenas
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        counters
+            .idle_bytes
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        pool.retire(&counters);
+    }
+}
+
+impl Drop for ThreadCache {
+    fn drop(&mut self) {
+        self.unbind();
+    }
+}
