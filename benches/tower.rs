@@ -1,28 +1,29 @@
 //! `arena-tower` benchmarks, in process (no sockets): every contender in one
 //! binary, so the ratios come from one run.
 //!
-//! * `layer_overhead`: what the layer itself costs.
-//!   - `lease_release`: `ArenaLayer::lease()` and the drop of its handle
-//!     (the pool's lease, the reset, the pool's release), next to
-//!     `tls_bump_pool` (the hand-rolled pool users write instead: a
-//!     thread-local `Vec<bumpalo::Bump>`, pop, reset, push) and `bump_new`
-//!     (`Bump::new()` and its drop), each with one allocation;
-//!   - `axum_empty/{identity,arena_layer,arena_layer_extract}`: an empty
-//!     axum route through `Router::oneshot` with a no-op layer
-//!     (`tower::layer::util::Identity`), with `ArenaLayer`, and with
-//!     `ArenaLayer` and a handler that takes the `RequestArena` extractor.
-//!     `arena_layer - identity` is the layer's cost per request.
-//! * `axum_scratch`, `axum_tree`, `axum_word_count`, `axum_csv`: handlers
-//!   through axum (see `support/workloads.rs`), each on
-//!   - `request_arena`: `ArenaLayer` and the `RequestArena` extractor;
-//!   - `tls_bump_pool`: the hand-rolled thread-local pool of `Bump`s,
-//!     reset per request;
-//!   - `bump_new`: `bumpalo::Bump::new()` inside the handler;
-//!   - `std_system`: std collections on the system allocator;
-//!   - `std_mimalloc` and `request_arena_mimalloc`: the same with mimalloc
-//!     as the global allocator, measured by a second run of this binary
-//!     that the first starts itself (`ARENA_BENCH_GLOBAL=mimalloc`, see
-//!     `support/global.rs`), so they print in the same `cargo bench` run.
+//! * `layer_overhead` (criterion): `lease_release` (`ArenaLayer::lease()`
+//!   and the drop of its handle: the pool's lease, the reset, the pool's
+//!   release) next to `tls_bump_pool` (the hand-rolled pool users write
+//!   instead: a thread-local `Vec<bumpalo::Bump>`, pop, reset, push) and
+//!   `bump_new` (`Bump::new()` and its drop), each with one allocation.
+//! * Interleaved rounds (`support/ratios.rs`: ratios taken within each
+//!   round, robust to this machine's bursts of load), through axum's
+//!   `Router::oneshot`:
+//!   - `axum_empty`: an empty route with a no-op layer
+//!     (`tower::layer::util::Identity`, the reference), with `ArenaLayer`,
+//!     and with `ArenaLayer` and a handler that takes the `RequestArena`
+//!     extractor: the `+ns` column is the layer's cost per request;
+//!   - `axum_scratch`, `axum_tree`, `axum_word_count`, `axum_csv`: handlers
+//!     (see `support/workloads.rs`) on `request_arena` (`ArenaLayer` and the
+//!     extractor, the reference), `tls_bump_pool`, `bump_new` (a
+//!     `bumpalo::Bump::new()` in the handler) and `std_system` (std
+//!     collections on the system allocator); then, in a second run of this
+//!     binary that the first starts itself with mimalloc as the global
+//!     allocator (`ARENA_BENCH_GLOBAL=mimalloc`, `support/global.rs`),
+//!     `request_arena_mimalloc` against `std_mimalloc`.
+//!
+//! Arguments: criterion's (`--quick`: 3 rounds of 300 instead of 11 of
+//! 3,000); a name filters both parts.
 //!
 //! Futures are polled with a no-op waker: nothing here ever waits.
 
@@ -30,6 +31,8 @@
 
 #[path = "support/global.rs"]
 mod global;
+#[path = "support/ratios.rs"]
+mod ratios;
 #[path = "support/workloads.rs"]
 mod workloads;
 
@@ -131,43 +134,16 @@ fn layer_overhead(c: &mut Criterion) {
         });
     });
 
-    async fn empty() {}
-    async fn empty_extract(arena: RequestArena) {
-        black_box(&arena);
-    }
-    let routers = [
-        (
-            "axum_empty/identity",
-            Router::new()
-                .route("/work", get(empty))
-                .layer(tower::layer::util::Identity::new()),
-        ),
-        (
-            "axum_empty/arena_layer",
-            Router::new()
-                .route("/work", get(empty))
-                .layer(ArenaLayer::new()),
-        ),
-        (
-            "axum_empty/arena_layer_extract",
-            Router::new()
-                .route("/work", get(empty_extract))
-                .layer(ArenaLayer::new()),
-        ),
-    ];
-    for (name, router) in routers {
-        let router = serving(router);
-        group.bench_function(name, |b| b.iter(|| request(&router, http::Method::GET, "")));
-    }
     group.finish();
 }
 
 /// The contenders of a handler group for `$work` on `$body`, as axum
-/// routers: in the system-allocator run, `request_arena`, `tls_bump_pool`,
-/// `bump_new` and `std_system`; in the mimalloc run, `std_mimalloc` and
-/// `request_arena_mimalloc`.
+/// routers, compared in interleaved rounds (`support/ratios.rs`): on the
+/// system allocator `request_arena` (the reference), `tls_bump_pool`,
+/// `bump_new` and `std_system`; with mimalloc as the global allocator,
+/// `request_arena_mimalloc` and `std_mimalloc`.
 macro_rules! handler_group {
-    ($c:expr, $name:literal, $work:ident, $body:expr) => {{
+    ($plan:expr, $name:literal, $work:ident, $body:expr) => {{
         async fn arena_handler(arena: RequestArena, body: String) -> String {
             $work(&body, &arena)
         }
@@ -192,11 +168,11 @@ macro_rules! handler_group {
         };
         let routers = if global::is_mimalloc() {
             vec![
+                ("request_arena_mimalloc", arena_router()),
                 (
                     "std_mimalloc",
                     Router::new().route("/work", post(std_handler)),
                 ),
-                ("request_arena_mimalloc", arena_router()),
             ]
         } else {
             vec![
@@ -215,34 +191,102 @@ macro_rules! handler_group {
                 ),
             ]
         };
-        let mut group = group($c, $name);
-        for (name, router) in routers {
-            group.bench_function(name, |b| {
-                b.iter(|| request(&router, http::Method::POST, body))
-            });
-        }
-        group.finish();
+        let routers: Vec<_> = routers
+            .into_iter()
+            .map(|(name, router)| (name, serving(router)))
+            .collect();
+        let mut contenders: Vec<ratios::Contender<'_>> = routers
+            .iter()
+            .map(|(name, router)| ratios::Contender {
+                name,
+                run: Box::new(move || request(router, http::Method::POST, body)),
+            })
+            .collect();
+        let allocator = if global::is_mimalloc() {
+            "mimalloc"
+        } else {
+            "system allocator"
+        };
+        ratios::compare(&format!("{} ({allocator})", $name), $plan, &mut contenders);
     }};
+}
+
+/// The layer's own cost: an empty route behind a no-op layer, `ArenaLayer`,
+/// and `ArenaLayer` with the extractor.
+fn axum_empty(plan: ratios::Plan) {
+    async fn empty() {}
+    async fn empty_extract(arena: RequestArena) {
+        black_box(&arena);
+    }
+    let routers = [
+        (
+            "identity",
+            Router::new()
+                .route("/work", get(empty))
+                .layer(tower::layer::util::Identity::new()),
+        ),
+        (
+            "arena_layer",
+            Router::new()
+                .route("/work", get(empty))
+                .layer(ArenaLayer::new()),
+        ),
+        (
+            "arena_layer_extract",
+            Router::new()
+                .route("/work", get(empty_extract))
+                .layer(ArenaLayer::new()),
+        ),
+    ]
+    .map(|(name, router)| (name, serving(router)));
+    let mut contenders: Vec<ratios::Contender<'_>> = routers
+        .iter()
+        .map(|(name, router)| ratios::Contender {
+            name,
+            run: Box::new(move || request(router, http::Method::GET, "")),
+        })
+        .collect();
+    ratios::compare("axum_empty", plan, &mut contenders);
 }
 
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
-fn handlers(c: &mut Criterion) {
-    handler_group!(c, "axum_scratch", scratch_work, leak(scratch_body()));
-    handler_group!(c, "axum_tree", tree_work, leak(tree_body()));
-    handler_group!(c, "axum_word_count", word_count_work, TEXT);
-    handler_group!(c, "axum_csv", parse_work, leak(csv_body()));
+/// The handler groups, unless the arguments filter for benches whose names
+/// none of them contains.
+fn handlers() {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted =
+        |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    let plan = ratios::Plan::from_args();
+    if wanted("axum_empty") && !global::is_mimalloc() {
+        axum_empty(plan);
+    }
+    if wanted("axum_scratch") {
+        handler_group!(plan, "axum_scratch", scratch_work, leak(scratch_body()));
+    }
+    if wanted("axum_tree") {
+        handler_group!(plan, "axum_tree", tree_work, leak(tree_body()));
+    }
+    if wanted("axum_word_count") {
+        handler_group!(plan, "axum_word_count", word_count_work, TEXT);
+    }
+    if wanted("axum_csv") {
+        handler_group!(plan, "axum_csv", parse_work, leak(csv_body()));
+    }
 }
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
     if !global::is_mimalloc() {
+        let mut c = Criterion::default().configure_from_args();
         layer_overhead(&mut c);
+        c.final_summary();
     }
-    handlers(&mut c);
-    c.final_summary();
+    handlers();
     if !global::is_mimalloc() {
         // The mimalloc contenders: this binary again, on mimalloc, with the
         // same arguments (filters, `--quick`, `--bench`).

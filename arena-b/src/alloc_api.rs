@@ -142,7 +142,7 @@ pub(crate) fn refuse(_err: crate::AllocError) -> AllocError {
     AllocError
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn allocate<B: Blocks>(b: &B, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
     match b.alloc_block(layout) {
         Ok(ptr) => Ok(NonNull::slice_from_raw_parts(ptr, layout.size())),
@@ -152,7 +152,7 @@ pub(crate) fn allocate<B: Blocks>(b: &B, layout: Layout) -> Result<NonNull<[u8]>
 
 /// # Safety
 /// `ptr` is a block of `b` allocated with `layout` and no longer used.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn deallocate<B: Blocks>(b: &B, ptr: NonNull<u8>, layout: Layout) {
     if layout.size() != 0 && !b.resize_last(ptr, layout.size(), 0) {
         // SAFETY: forwarded from the caller.
@@ -241,7 +241,9 @@ pub(crate) unsafe fn shrink<B: Blocks>(
 /// every method to the operations of this module over the [`Blocks`] that
 /// `$blocks` makes of `$this` (an expression that may `?` an
 /// `allocator_api2::alloc::AllocError`, except in `deallocate`, where a
-/// failure to make the owner leaves the block alone).
+/// failure to make the owner leaves the block alone). An optional
+/// `free |this| expr` gives `deallocate` its own `Option` of the owner
+/// (a cheaper look-up that may decline: the block then stays where it is).
 ///
 /// The second form, `impl [..] for Type, to |this| expr`, forwards to the
 /// allocator `expr` (a handle type, such as `arena-tower`'s `RequestArena`,
@@ -258,7 +260,7 @@ macro_rules! __forward_allocator {
         // `$target`, whose blocks the invocation says stay valid while the
         // handle does.
         unsafe impl<$($gen)*> $crate::allocator_api2::alloc::Allocator for &$ty {
-            #[inline]
+            #[inline(always)]
             fn allocate(
                 &self,
                 layout: core::alloc::Layout,
@@ -267,7 +269,7 @@ macro_rules! __forward_allocator {
                 $crate::allocator_api2::alloc::Allocator::allocate(&$target, layout)
             }
 
-            #[inline]
+            #[inline(always)]
             unsafe fn deallocate(&self, ptr: core::ptr::NonNull<u8>, layout: core::alloc::Layout) {
                 let $this: &$ty = self;
                 // SAFETY: forwarded from the caller.
@@ -311,13 +313,24 @@ macro_rules! __forward_allocator {
         }
     };
     ($(#[$attr:meta])* impl [$($gen:tt)*] for $ty:ty, |$this:ident| $blocks:expr) => {
+        $crate::__forward_allocator! {
+            $(#[$attr])*
+            impl [$($gen)*] for $ty, |$this| $blocks,
+            free |$this| {
+                let blocks = || -> Result<_, allocator_api2::alloc::AllocError> { Ok($blocks) };
+                blocks().ok()
+            }
+        }
+    };
+    ($(#[$attr:meta])* impl [$($gen:tt)*] for $ty:ty, |$this:ident| $blocks:expr,
+        free |$fthis:ident| $free:expr) => {
         $(#[$attr])*
         // SAFETY: each invocation says why its `$blocks` hands out blocks
         // that stay valid and unshared while the allocator lives; the
         // operations of this module keep the rest of the contract for any
         // `Blocks` that does.
         unsafe impl<$($gen)*> allocator_api2::alloc::Allocator for &$ty {
-            #[inline]
+            #[inline(always)]
             fn allocate(
                 &self,
                 layout: core::alloc::Layout,
@@ -326,11 +339,10 @@ macro_rules! __forward_allocator {
                 $crate::alloc_api::allocate(&$blocks, layout)
             }
 
-            #[inline]
+            #[inline(always)]
             unsafe fn deallocate(&self, ptr: core::ptr::NonNull<u8>, layout: core::alloc::Layout) {
-                let $this: &$ty = self;
-                let blocks = || -> Result<_, allocator_api2::alloc::AllocError> { Ok($blocks) };
-                if let Ok(blocks) = blocks() {
+                let $fthis: &$ty = self;
+                if let Some(blocks) = $free {
                     // SAFETY: forwarded from the caller.
                     unsafe { $crate::alloc_api::deallocate(&blocks, ptr, layout) }
                 }
@@ -444,7 +456,13 @@ crate::__forward_allocator! {
     // Sub-arenas live until the `SyncArena` is dropped or shrunk, and that,
     // like `reset`, needs `&mut SyncArena`, so no `&SyncArena` allocator
     // exists then.
-    impl [] for crate::SyncArena, |arena| ArenaBlocks::plain(arena.try_local().map_err(refuse)?)
+    //
+    // A free looks up the calling thread's part without making one (a thread
+    // without a part, or whose cache holds another arena, cannot be freeing
+    // its part's last block, or leaves it for `reset`): small enough that a
+    // collection's drop inlines it.
+    impl [] for crate::SyncArena, |arena| ArenaBlocks::plain(arena.try_local().map_err(refuse)?),
+    free |arena| arena.cached_local().map(ArenaBlocks::plain)
 }
 
 #[cfg(feature = "slab")]

@@ -264,9 +264,8 @@ impl SyncArena {
     }
 
     /// This thread's sub-arena if the thread cache holds it.
-    #[cfg(feature = "lockfree")]
     #[inline(always)]
-    fn cached_local(&self) -> Option<&Arena> {
+    pub(crate) fn cached_local(&self) -> Option<&Arena> {
         let (id, shard) = LAST.with(Cell::get);
         // SAFETY: as in `local`.
         (id == self.id).then(|| unsafe { &(*shard).arena })
