@@ -36,7 +36,8 @@ pub(crate) const DEFAULT_MAX_RETAINED_ARENA_BYTES: usize = 256 * 1024;
 /// `arena.*` fields; in axum, where each `.layer` wraps the ones before it,
 /// add it first. (When it is outside, handlers that take the
 /// [`RequestArena`] extractor still report in their span; handlers that
-/// take the handle from the request's extensions do not.) In axum,
+/// find the handle with [`RequestArena::current`] or in the request's
+/// extensions do not.) In axum,
 /// `Router::layer` applies only to the routes added before it: add the
 /// routes first.
 /// Put `CatchPanicLayer` *outside* `ArenaLayer` (after it): a request

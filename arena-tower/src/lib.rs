@@ -43,30 +43,53 @@
 //! request touches, and the arena is reset (destructors run) and returned to
 //! the pool only when **both** hold:
 //!
-//! 1. the response has ended: its body yielded its last frame or an error,
-//!    or was dropped (hyper drops a body unpolled when the client goes
-//!    away), or the handler failed or was dropped before it answered; the
-//!    first of these counts, once;
+//! 1. the response has ended: the handler answered, failed or was dropped
+//!    (by default), or, with [`ArenaLayer::track_body`], its body yielded
+//!    its last frame or an error, or was dropped (hyper drops a body
+//!    unpolled when the client goes away); the first of these counts, once;
 //! 2. no [`RequestArena`] handle remains: a handler may clone one into a
 //!    spawned task, or into a [`bytes::Bytes`] made by
 //!    [`RequestArena::alloc_bytes`]; the arena then lives until the last
 //!    one is dropped.
 //!
-//! Both conditions are one reference count: the handle is an `Arc`, the body
-//! holds one clone until its end, and the release is the `Drop` of the last.
-//! `SyncArena::reset` takes `&mut self`, which that `Drop` has, so no
-//! reference into the arena can survive the reset.
+//! Both conditions are one reference count: every [`RequestArena`] is a
+//! counted reference to the lease, the layer holds one until the response
+//! ends, and the release is the drop of the last. `SyncArena::reset` takes
+//! `&mut self`, which that last drop has, so no reference into the arena
+//! can survive the reset.
+//!
+//! ## Where the response ends
+//! By default ([`ResponseEnd`]) the response ends when the inner service
+//! has answered: the body passes through untouched (axum does not box it
+//! again), and `ended` is `"responded"`. Nothing in a body can point into
+//! the arena without holding a handle (bodies are `'static`; an
+//! [`RequestArena::alloc_bytes`] buffer owns one), so this is as sound as
+//! tracking the body; what it gives up is the report of how the body
+//! ended (complete, error, client gone) and the warning about handles that
+//! outlive it. [`ArenaLayer::track_body`] ([`BodyEnd`]) wraps the body in
+//! an [`ArenaBody`] to get them back, at the cost of one wrapper per
+//! response (and axum boxing it once more).
+//!
+//! ## Finding the handle
+//! A handler takes [`RequestArena`] as an axum extractor, or calls
+//! [`RequestArena::current`] from anywhere in the request's future: the
+//! layer marks its request current on the thread for each poll, so neither
+//! needs the request's extensions map. Code that wants the handle from the
+//! extensions (a hyper service that moves the request elsewhere) opts in
+//! with [`ArenaLayer::request_extension`].
 //!
 //! ## The pool
-//! Arenas are kept in a pool sharded by thread (see [`PoolStats`]): a lease
-//! is a pop from the current thread's stack of idle arenas, a release a
-//! push to the releasing thread's; an empty shard steals from the others
-//! before building a new arena. Arenas that grew past
-//! [`ArenaLayer::max_retained_arena_bytes`], or that hold parts for more
-//! threads than [`ArenaLayer::max_retained_arena_threads`], give all their
-//! chunks back (`SyncArena::reset_and_shrink`) before they are pooled, and
-//! a full shard drops the arena, so the pool never retains more than
-//! `shards × retained_per_shard × max_retained_arena_bytes` bytes.
+//! A lease pops the current thread's cache of idle arenas (a few, most
+//! recently used first: no lock, no atomic read-modify-write), then the
+//! thread's shard, then the other shards, before it builds an arena; a
+//! release pushes back the same way (see [`PoolStats`]). All idle arenas
+//! together own at most [`ArenaLayer::max_retained_bytes`] (64 MiB by
+//! default, whatever the core count); an arena that grew past
+//! [`ArenaLayer::max_retained_arena_bytes`], or that holds parts for more
+//! threads than [`ArenaLayer::max_retained_arena_threads`], gives all its
+//! chunks back (`SyncArena::reset_and_shrink`) before it is pooled. The
+//! memory model, with a worked example for 4, 16 and 64 workers, is in
+//! `docs/advanced.md`.
 //!
 //! ## The byte limit
 //! [`ArenaLayer::max_request_bytes`] bounds each request's arena. At the

@@ -90,3 +90,15 @@ fn hundred_thousand_requests_stay_within_the_cap() {
     );
     eprintln!("100,000 requests in {:?}: {stats:?}", started.elapsed());
 }
+
+#[test]
+fn the_default_cap_is_64_mib_at_any_core_count() {
+    for shards in [1, 4, 16, 64, 1024] {
+        let layer = ArenaLayer::new().shards(shards);
+        assert_eq!(
+            layer.pool_stats().retained_bytes_cap,
+            64 << 20,
+            "{shards} shards"
+        );
+    }
+}
