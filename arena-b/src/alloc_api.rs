@@ -11,6 +11,8 @@
 //! feature `slab`, goes to a free list of its size class).
 //! [`forward_allocator!`] writes the trait's five methods for each type.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 
@@ -78,6 +80,7 @@ impl<'a> ArenaBlocks<'a> {
     }
 
     /// `arena` without free lists.
+    #[cfg(feature = "std")]
     #[inline(always)]
     pub(crate) fn plain(arena: &'a Arena) -> Self {
         ArenaBlocks {
@@ -429,6 +432,7 @@ crate::__forward_allocator! {
     impl ['s] for Scope<'s>, |scope| scope
 }
 
+#[cfg(feature = "std")]
 crate::__forward_allocator! {
     /// `&SyncArena` allocates from the calling thread's part of the arena;
     /// freeing or resizing a block in place only happens when it is that

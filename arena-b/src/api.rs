@@ -17,6 +17,8 @@
 //!
 //! [`Bump`]: crate::typed::Bump
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 /// Generates the allocation family for one type; see the module docs.
 ///
 /// - `impl [generics] Type`: the type.
@@ -41,7 +43,7 @@ macro_rules! alloc_api {
             /// # Panics
             /// At the allocation limit (under `LimitPolicy::Unwind` it
             /// unwinds with a `LimitExceeded` instead); calls
-            /// [`handle_alloc_error`](std::alloc::handle_alloc_error) if the
+            /// [`handle_alloc_error`](alloc::alloc::handle_alloc_error) if the
             /// system is out of memory. [`try_alloc`](Self::try_alloc)
             /// returns the error instead.
             ///

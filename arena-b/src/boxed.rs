@@ -13,6 +13,8 @@
 //! orders that drop before the arena can be reset or dropped, and before
 //! anything the value borrows goes away, so there is no bound on `T`.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use core::fmt;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
@@ -80,6 +82,7 @@ unsafe impl<'a> ArenaAllocator<'a> for &'a crate::Arena {}
 unsafe impl<'a> ArenaAllocator<'a> for &'a crate::Scope<'_> {}
 // SAFETY: as for `&Arena`: every part lives until the `SyncArena` is reset,
 // shrunk or dropped, all of which need it exclusively.
+#[cfg(feature = "std")]
 unsafe impl<'a> ArenaAllocator<'a> for &'a crate::SyncArena {}
 
 impl<'a, T> ArenaBox<'a, T> {

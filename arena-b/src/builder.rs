@@ -1,12 +1,15 @@
 //! [`ArenaBuilder`]: declarative arena configuration.
 
-use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use alloc::sync::Arc;
+use core::fmt;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::arena::Arena;
 use crate::error::{BuildError, BuildReason};
 use crate::stats::{DiagnosticEvent, Sink, SinkDebug};
+#[cfg(feature = "std")]
 use crate::sync::SyncArena;
 
 /// Default size of the first chunk.
@@ -45,6 +48,7 @@ pub(crate) struct Config {
     /// its limit (counted over all parts: chunk bytes are taken from it
     /// before a chunk is allocated and given back when the chunk is freed)
     /// and its counters.
+    #[cfg(feature = "std")]
     pub(crate) sync: Option<crate::sync::SyncRef>,
     /// The id limit refusals carry (`LimitExceeded::is_from`): the
     /// `SyncArena`'s for a part, the arena's own otherwise (0 until set).
@@ -70,6 +74,7 @@ pub(crate) struct SharedLimit {
 }
 
 impl SharedLimit {
+    #[cfg(feature = "std")]
     pub(crate) fn new(limit: usize) -> Self {
         SharedLimit {
             limit,
@@ -112,7 +117,10 @@ impl Config {
     /// The limit shared with the other parts of a `SyncArena`, if any.
     #[inline]
     pub(crate) fn shared_limit(&self) -> Option<&SharedLimit> {
-        self.sync.as_ref().and_then(|s| s.limit())
+        #[cfg(feature = "std")]
+        return self.sync.as_ref().and_then(|s| s.limit());
+        #[cfg(not(feature = "std"))]
+        return None;
     }
 }
 
@@ -456,6 +464,7 @@ impl ArenaBuilder {
     /// });
     /// assert_eq!(arena.threads(), 2);
     /// ```
+    #[cfg(feature = "std")]
     pub fn try_build_sync(self) -> Result<SyncArena, BuildError> {
         #[cfg(feature = "virtual_memory")]
         if self.virtual_memory.is_some() {
@@ -479,6 +488,7 @@ impl ArenaBuilder {
     /// Builds a [`SyncArena`], panicking with the [`BuildError`] message on
     /// an invalid setting. See [`try_build_sync`](Self::try_build_sync).
     #[track_caller]
+    #[cfg(feature = "std")]
     pub fn build_sync(self) -> SyncArena {
         match self.try_build_sync() {
             Ok(arena) => arena,
@@ -526,6 +536,7 @@ impl ArenaBuilder {
             allocation_limit: self.allocation_limit,
             limit_policy: self.limit_policy,
             limit_advice: self.limit_advice,
+            #[cfg(feature = "std")]
             sync: None,
             owner: 0,
             sink: self.sink,

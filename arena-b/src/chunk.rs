@@ -7,6 +7,8 @@
 //! empty and kept for reuse. With feature `thread_local`, freed chunks go to
 //! a bounded per-thread cache first.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
@@ -22,13 +24,14 @@ pub(crate) const FAST_SIZE: usize = 1 << 16;
 /// `Box::new(value)`, or `None` when the system allocator fails (where
 /// `Box::new` would abort the process): the fallible constructors use it
 /// for the few small boxes they need.
+#[cfg(feature = "std")]
 pub(crate) fn try_box<T>(value: T) -> Option<Box<T>> {
     let layout = Layout::new::<T>();
     if layout.size() == 0 {
         return Some(Box::new(value));
     }
     // SAFETY: `layout` has a non-zero size.
-    let ptr = unsafe { std::alloc::alloc(layout) }.cast::<T>();
+    let ptr = unsafe { alloc::alloc::alloc(layout) }.cast::<T>();
     if ptr.is_null() {
         return None;
     }
@@ -76,14 +79,14 @@ impl RawChunk {
             return Some(chunk);
         }
         // SAFETY: `layout` has a non-zero size (`capacity > 0`).
-        let ptr = NonNull::new(unsafe { std::alloc::alloc(layout) })?;
+        let ptr = NonNull::new(unsafe { alloc::alloc::alloc(layout) })?;
         // Never happens on real systems (the top of the address space is the
         // kernel's), but the cursor's overflow argument relies on it. The
         // check comes before a `RawChunk` exists, so a rejected block is
         // freed here and can never reach the thread-local cache.
         if ptr.as_ptr().addr() > usize::MAX - 2 * FAST_SIZE - layout.size() {
             // SAFETY: `ptr` was just allocated with `layout` and is unused.
-            unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
+            unsafe { alloc::alloc::dealloc(ptr.as_ptr(), layout) };
             return None;
         }
         Some(RawChunk::owning(ptr, layout))
@@ -160,9 +163,9 @@ impl Drop for RawChunk {
         if thread_cache::give(self.ptr, self.layout) {
             return;
         }
-        // SAFETY: `ptr` was returned by `std::alloc::alloc(self.layout)` and
+        // SAFETY: `ptr` was returned by `alloc::alloc::alloc(self.layout)` and
         // is freed exactly once, here.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+        unsafe { alloc::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
     }
 }
 

@@ -27,6 +27,8 @@
 //! Stale checkpoints need no extra machinery: every checkpoint carries the
 //! arena's epoch, and refusals are counted in [`DebugStats::detections`].
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use core::fmt;
 
 use crate::arena::{Arena, Pos};
@@ -84,7 +86,7 @@ impl fmt::Display for Corruption {
     }
 }
 
-impl std::error::Error for Corruption {}
+impl core::error::Error for Corruption {}
 
 /// What an arena still holds, from
 /// [`Arena::leak_report`](crate::Arena::leak_report): memory that was never

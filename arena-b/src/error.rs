@@ -1,6 +1,8 @@
 //! Errors returned by the fallible (`try_*`) allocation methods and by
 //! [`ArenaBuilder::try_build`](crate::ArenaBuilder::try_build).
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use core::fmt;
 
 /// Why an allocation could not be served.
@@ -22,7 +24,7 @@ pub enum AllocErrorKind {
 ///
 /// Returned by every `try_*` method. The plain methods (`alloc`,
 /// `alloc_str`, ...) panic with the same message instead, call
-/// [`std::alloc::handle_alloc_error`] when the system is out of memory, or,
+/// [`alloc::alloc::handle_alloc_error`] when the system is out of memory, or,
 /// under [`LimitPolicy::Unwind`](crate::LimitPolicy::Unwind), unwind with a
 /// [`LimitExceeded`](crate::LimitExceeded) at the allocation limit.
 ///
@@ -163,7 +165,7 @@ impl fmt::Display for AllocError {
     }
 }
 
-impl std::error::Error for AllocError {}
+impl core::error::Error for AllocError {}
 
 impl From<AllocError> for allocator_api2::alloc::AllocError {
     fn from(_: AllocError) -> Self {
@@ -307,7 +309,7 @@ impl fmt::Display for BuildError {
     }
 }
 
-impl std::error::Error for BuildError {}
+impl core::error::Error for BuildError {}
 
 /// Why feature `virtual_memory` could not reserve or commit its region,
 /// from [`DiagnosticEvent::VirtualMemoryUnavailable`](crate::DiagnosticEvent::VirtualMemoryUnavailable)
@@ -366,7 +368,7 @@ impl fmt::Display for VirtualMemoryError {
     }
 }
 
-impl std::error::Error for VirtualMemoryError {}
+impl core::error::Error for VirtualMemoryError {}
 
 /// The error of a `try_alloc_try_with`: the memory could not be had, or
 /// the closure that builds the value failed.
@@ -401,8 +403,8 @@ impl<E: fmt::Display> fmt::Display for AllocOrInitError<E> {
     }
 }
 
-impl<E: std::error::Error + 'static> std::error::Error for AllocOrInitError<E> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+impl<E: core::error::Error + 'static> core::error::Error for AllocOrInitError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             AllocOrInitError::Alloc(e) => Some(e),
             AllocOrInitError::Init(e) => Some(e),

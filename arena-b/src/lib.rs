@@ -52,11 +52,31 @@
 //! back through the `Allocator` interface; `virtual_memory` backs an arena
 //! by one reserved address range; `debug` poisons freed memory and checks
 //! it. See `docs/advanced.md`.
+//! ## `no_std`
+//! With `default-features = false` the crate is `#![no_std]` and needs only
+//! `alloc`: [`Arena`], [`Scope`], checkpoints, [`ArenaBox`], the
+//! collections and the `Allocator` interface. The `std` feature (default)
+//! adds [`SyncArena`], [`catch_limit`] and [`fallible`]; every other
+//! feature enables `std`. Without `std`, [`LimitPolicy::Unwind`] panics
+//! with the refusal's message (there is no payload to catch).
+#![cfg_attr(not(feature = "std"), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 // Handing out `&mut T` from `&self` is what an arena is for: every block is
 // fresh memory that nobody else can reach.
 #![allow(clippy::mut_from_ref)]
+
+extern crate alloc;
+
+/// What the standard prelude gives and `no_std` does not.
+#[allow(unused_imports)]
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::boxed::Box;
+    pub(crate) use alloc::format;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec::Vec;
+}
 
 #[macro_use]
 mod api;
@@ -82,6 +102,7 @@ mod scope;
 #[cfg(feature = "slab")]
 mod slab;
 mod stats;
+#[cfg(feature = "std")]
 mod sync;
 mod typed;
 #[cfg(feature = "virtual_memory")]
@@ -109,7 +130,9 @@ pub use builder::{ArenaBuilder, ThreadSafety, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CH
 #[cfg(feature = "debug")]
 pub use debug::{Corruption, DebugStats, LeakReport, POISON};
 pub use error::{AllocError, AllocErrorKind, AllocOrInitError, BuildError, VirtualMemoryError};
-pub use limit::{catch_limit, fallible, LimitExceeded, LimitPolicy, Refuses};
+#[cfg(feature = "std")]
+pub use limit::{catch_limit, fallible};
+pub use limit::{LimitExceeded, LimitPolicy, Refuses};
 #[cfg(feature = "lockfree")]
 pub use lockfree::{LockFreePool, LockFreeStats, Pooled};
 #[cfg(feature = "lockfree")]
@@ -118,4 +141,5 @@ pub use scope::Scope;
 #[cfg(feature = "slab")]
 pub use slab::{SlabStats, ThreadSlab, MIN_BLOCK};
 pub use stats::{ArenaStats, ChunkUsage, DiagnosticEvent};
+#[cfg(feature = "std")]
 pub use sync::{LocalEpoch, SyncArena};

@@ -7,7 +7,7 @@
 //! the whole story for code that calls them. Collections are another
 //! matter: `allocator_api2::vec::Vec`, hashbrown maps and the like turn an
 //! error from their allocator into
-//! [`handle_alloc_error`](std::alloc::handle_alloc_error), which on stable
+//! [`handle_alloc_error`](alloc::alloc::handle_alloc_error), which on stable
 //! Rust *aborts the process*. So a limit meant to bound one request's (or
 //! one job's) memory would let that request kill the whole server through
 //! an ordinary `vec.push(x)`.
@@ -26,6 +26,9 @@
 //! collection's `try_*` methods to see an `Err` under the unwinding policy
 //! runs them inside [`fallible`].
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+#[cfg(feature = "std")]
 use core::cell::Cell;
 use core::fmt;
 
@@ -33,7 +36,7 @@ use core::fmt;
 /// [`allocation_limit`](crate::ArenaBuilder::allocation_limit); set with
 /// [`ArenaBuilder::limit_policy`](crate::ArenaBuilder::limit_policy). Only
 /// the limit is concerned: the system running out of memory is still
-/// [`handle_alloc_error`](std::alloc::handle_alloc_error).
+/// [`handle_alloc_error`](alloc::alloc::handle_alloc_error).
 ///
 /// | | `try_*` methods | plain methods (`alloc`, ...) | `Allocator` interface (collections) |
 /// | --- | --- | --- | --- |
@@ -150,7 +153,7 @@ impl fmt::Display for LimitExceeded {
     }
 }
 
-impl std::error::Error for LimitExceeded {}
+impl core::error::Error for LimitExceeded {}
 
 /// The one wording of a limit refusal, for [`AllocError`](crate::AllocError)
 /// and [`LimitExceeded`].
@@ -194,6 +197,7 @@ pub(crate) const DEFAULT_ADVICE: &str = "raise ArenaBuilder::allocation_limit or
 /// assert_eq!(catch_limit(|| arena.alloc(1u32).to_owned()), Ok(1));
 /// assert!(catch_limit(|| arena.alloc_str(&"x".repeat(10_000)).len()).is_err());
 /// ```
+#[cfg(feature = "std")]
 pub fn catch_limit<R>(f: impl FnOnce() -> R) -> Result<R, LimitExceeded> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => Ok(r),
@@ -204,6 +208,7 @@ pub fn catch_limit<R>(f: impl FnOnce() -> R) -> Result<R, LimitExceeded> {
     }
 }
 
+#[cfg(feature = "std")]
 std::thread_local! {
     /// Depth of `fallible` calls on this thread.
     static FALLIBLE: Cell<usize> = const { Cell::new(0) };
@@ -228,6 +233,7 @@ std::thread_local! {
 /// assert!(fallible(|| v.try_reserve(1 << 20)).is_err());
 /// assert!(fallible(|| v.try_reserve(1000)).is_ok());
 /// ```
+#[cfg(feature = "std")]
 pub fn fallible<R>(f: impl FnOnce() -> R) -> R {
     struct Leave;
     impl Drop for Leave {
@@ -242,7 +248,19 @@ pub fn fallible<R>(f: impl FnOnce() -> R) -> R {
 
 /// Whether this thread is inside [`fallible`].
 pub(crate) fn in_fallible() -> bool {
-    FALLIBLE.try_with(|d| d.get() > 0).unwrap_or(false)
+    #[cfg(feature = "std")]
+    return FALLIBLE.try_with(|d| d.get() > 0).unwrap_or(false);
+    #[cfg(not(feature = "std"))]
+    return false;
+}
+
+/// Whether this thread is unwinding (never known without `std`).
+#[inline]
+pub(crate) fn panicking() -> bool {
+    #[cfg(feature = "std")]
+    return std::thread::panicking();
+    #[cfg(not(feature = "std"))]
+    return false;
 }
 
 /// Unwinds with `limit` as the payload.
@@ -251,7 +269,12 @@ pub(crate) fn in_fallible() -> bool {
 pub(crate) fn unwind(limit: LimitExceeded) -> ! {
     // `resume_unwind` skips the panic hook: a refusal the caller catches is
     // not a bug report, and a library prints nothing.
-    std::panic::resume_unwind(Box::new(limit))
+    #[cfg(feature = "std")]
+    std::panic::resume_unwind(alloc::boxed::Box::new(limit));
+    // Without `std` there is no payload to carry: a plain panic with the
+    // refusal's message.
+    #[cfg(not(feature = "std"))]
+    panic!("{limit}")
 }
 
 /// An arena type whose refusals [`LimitExceeded::is_from`] can recognise:
@@ -265,5 +288,6 @@ pub trait Refuses: sealed::Sealed {
 mod sealed {
     pub trait Sealed {}
     impl Sealed for crate::Arena {}
+    #[cfg(feature = "std")]
     impl Sealed for crate::SyncArena {}
 }

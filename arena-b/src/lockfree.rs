@@ -11,6 +11,8 @@
 //! dropping the [`Pooled`] guard pushes it back, or drops it when the pool
 //! is full. No `unsafe` code lives here.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use core::fmt;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::Ordering::Relaxed;

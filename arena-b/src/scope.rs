@@ -29,6 +29,8 @@
 //! References handed out by a scope borrow the `&Scope` given to the
 //! closure, whose lifetime is higher-ranked: they cannot leave the closure.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use core::alloc::Layout;
 use core::cell::Cell;
 use core::fmt;

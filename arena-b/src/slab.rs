@@ -21,6 +21,8 @@
 //! cached block is only handed out for a layout whose size fits its class
 //! and whose alignment its address meets.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use core::alloc::Layout;
 use core::cell::Cell;
 use core::fmt;

@@ -1,7 +1,9 @@
 //! Telemetry: [`ArenaStats`], [`ChunkUsage`] and the diagnostics sink.
 
-use std::fmt;
-use std::sync::Arc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use alloc::sync::Arc;
+use core::fmt;
 
 use crate::arena::Arena;
 
@@ -224,6 +226,7 @@ impl Arena {
     }
 
     /// [`capacity`](Self::capacity) for a reader on another thread.
+    #[cfg(feature = "std")]
     pub(crate) fn capacity_shared(&self) -> usize {
         self.counters.capacity.get()
     }

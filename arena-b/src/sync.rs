@@ -23,6 +23,8 @@
 //! owner writes (see `owner_cell`), and the few that change together when a
 //! sub-arena moves to another chunk are read under a seqlock.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use core::alloc::Layout;
 use core::cell::Cell;
 use core::fmt;

@@ -140,7 +140,7 @@ fn slow_reported<'a, B: Bump<'a>>(
 /// What the plain (panicking) methods do with an error. A limit refusal
 /// under `LimitPolicy::Unwind` has already unwound in the slow path; what
 /// reaches here panics with the error's message, or, when the system is
-/// out of memory, is [`handle_alloc_error`](std::alloc::handle_alloc_error)
+/// out of memory, is [`handle_alloc_error`](alloc::alloc::handle_alloc_error)
 /// with the layout the system refused.
 #[cold]
 #[inline(never)]
@@ -154,7 +154,7 @@ pub(crate) fn fail(err: AllocError, layout: Option<Layout>) -> ! {
             .and_then(|size| Layout::from_size_align(size, crate::chunk::CHUNK_ALIGN).ok())
             .or(layout);
         if let Some(refused) = refused {
-            std::alloc::handle_alloc_error(refused);
+            alloc::alloc::handle_alloc_error(refused);
         }
     }
     panic!("{err}")

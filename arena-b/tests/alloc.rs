@@ -360,8 +360,11 @@ fn arena_is_send_and_not_sync() {
 
     fn assert_send<T: Send>() {}
     assert_send::<Arena>();
-    fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<arena_b::SyncArena>();
+    #[cfg(feature = "std")]
+    {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<arena_b::SyncArena>();
+    }
 }
 
 #[test]
@@ -385,4 +388,28 @@ fn reference_readme_snippet() {
     );
     assert!(arena.bytes_allocated() > 0);
     let _ = format!("{:?}", arena.stats());
+}
+
+/// Without `std` a limit refusal under `LimitPolicy::Unwind` cannot carry
+/// a `LimitExceeded` payload: it is a plain panic with the same message.
+#[cfg(not(feature = "std"))]
+#[test]
+fn without_std_an_unwinding_refusal_panics_with_its_message() {
+    let arena = Arena::builder()
+        .allocation_limit(1024)
+        .limit_policy(arena_b::LimitPolicy::Unwind)
+        .build();
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        arena.alloc_slice_fill_copy(4096, 0u8).len()
+    }))
+    .unwrap_err();
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .unwrap_or_default();
+    assert!(
+        message.contains("allocation limit of 1024 bytes"),
+        "{message}"
+    );
+    assert!(arena.try_alloc(1u8).is_ok(), "the arena is usable after it");
 }

@@ -12,6 +12,8 @@
 //! current epoch skips the search.
 
 use super::*;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 /// A place in the arena: chunk index and the cursor address in that chunk
 /// (null stands for the start of chunk 0, before it exists). Ordered by
@@ -244,11 +246,15 @@ impl Arena {
         struct Done<'a> {
             arena: &'a Arena,
             target: Pos,
+            /// Every destructor returned (a flag, not `thread::panicking`,
+            /// which `no_std` cannot ask and which is also true for a
+            /// rewind that completes inside another panic's unwind).
+            finished: bool,
         }
         impl Drop for Done<'_> {
             fn drop(&mut self) {
                 self.arena.rewinding.set(false);
-                if std::thread::panicking() {
+                if !self.finished {
                     self.arena.record_rewind(self.target);
                 }
             }
@@ -260,9 +266,10 @@ impl Arena {
         );
         self.rewinding.set(true);
         self.epoch.set(self.epoch.get() + 1);
-        let _done = Done {
+        let mut done = Done {
             arena: self,
             target,
+            finished: false,
         };
         // SAFETY: the caller validated the checkpoint, so `mark` is still
         // linked: headers are only unlinked by rewinds to below the
@@ -271,6 +278,7 @@ impl Arena {
         // unlink headers are refused above. The caller of
         // `rewind_to_checkpoint` promises the values after it are unused.
         unsafe { self.drops.run_until(mark) };
+        done.finished = true;
     }
 
     /// The precise check, for a checkpoint older than the current epoch.

@@ -2,6 +2,8 @@
 //! between chunks.
 
 use super::*;
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::typed::Mode;
 
 /// How big a new chunk is.
@@ -263,7 +265,7 @@ impl Arena {
     #[cold]
     fn over_limit_allowed(&self, mode: Mode) -> bool {
         self.config.limit_policy == crate::LimitPolicy::Unwind
-            && std::thread::panicking()
+            && crate::limit::panicking()
             && mode.unwinds()
     }
 
@@ -274,6 +276,7 @@ impl Arena {
     #[inline(never)]
     pub(crate) fn refused(&self, err: &AllocError, mode: Mode) {
         if err.unwinds() && mode.unwinds() {
+            #[cfg(feature = "std")]
             if let Some(sync) = &self.config.sync {
                 sync.note_limit_unwind();
             }

@@ -14,6 +14,8 @@
 //! scope exit, reset, and `Allocator` deallocation of the last block)
 //! moves back to an earlier position and records it.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 mod alloc;
 mod checkpoint;
 mod grow;
@@ -28,8 +30,8 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use smallvec::SmallVec;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::builder::{ArenaBuilder, Config};
 use crate::chunk::{RawChunk, CHUNK_ALIGN};

@@ -37,6 +37,8 @@
 //! [`LimitExceeded`](crate::LimitExceeded) instead, and their `try_reserve`
 //! returns an error inside [`fallible`](crate::fallible).
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 mod string;
 
 pub use allocator_api2::vec::Vec;

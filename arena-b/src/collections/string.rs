@@ -1,5 +1,7 @@
 //! [`String`]: a growable UTF-8 string in an allocator.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use core::fmt;
 use core::hash::{Hash, Hasher};
 use core::ops::{Deref, DerefMut};
