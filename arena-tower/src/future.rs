@@ -110,12 +110,11 @@ where
 {
     let limit = match state.as_mut().project() {
         StateProj::Running { inner } => {
-            let polled = {
-                let _current = guard.handle().map(current::enter);
-                // The handler is not polled again after an unwind: its
-                // future is dropped below.
+            // The handler is not polled again after an unwind: its future is
+            // dropped below.
+            let polled = current::with_current(guard.handle(), || {
                 catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
-            };
+            });
             match polled {
                 Ok(Poll::Pending) => return Poll::Pending,
                 Ok(Poll::Ready(result)) => {

@@ -1,8 +1,10 @@
 //! [`RequestArena`]: the handle handlers allocate through.
 //!
-//! This module holds the crate's only `unsafe` code: the `Allocator`
-//! forwarding, the owner of [`RequestArena::alloc_bytes`] buffers, and the
-//! list of spare buffers that a streaming response reuses.
+//! Its `unsafe` code is the `Allocator` forwarding, the owner of
+//! [`RequestArena::alloc_bytes`] buffers, and the list of spare buffers that
+//! a streaming response reuses (the crate's other `unsafe` code is the
+//! reference count in `lease_ref.rs` and the current request in
+//! `current.rs`).
 #![allow(unsafe_code)]
 
 use core::alloc::Layout;
@@ -369,11 +371,20 @@ const MIN_BUFFER: usize = 64;
 /// The size class of a buffer for `len` bytes: the next power of two (at
 /// least `MIN_BUFFER`), so that a stream whose chunks vary or grow in size
 /// finds a spare that fits instead of leaving every block behind.
+/// Above [`MAX_CLASSED`] a buffer is exactly `len` bytes and is not kept
+/// as a spare: rounding up could pass `isize::MAX` (on 32-bit targets, for
+/// a slice just over 1 GiB), where no `Layout` exists.
 fn buffer_size(len: usize) -> usize {
-    len.checked_next_power_of_two()
-        .unwrap_or(len)
-        .max(MIN_BUFFER)
+    if len > MAX_CLASSED {
+        len
+    } else {
+        len.next_power_of_two().max(MIN_BUFFER)
+    }
 }
+
+/// The largest buffer size class: a power of two no greater than
+/// `isize::MAX`.
+const MAX_CLASSED: usize = 1 << (usize::BITS - 2);
 
 /// The index of the class of a `buffer_size` (a power of two).
 fn class_of(size: usize) -> usize {
@@ -381,8 +392,10 @@ fn class_of(size: usize) -> usize {
 }
 
 fn buffer_layout(size: usize) -> Layout {
-    // Every size that `Layout::for_value` accepted for the data fits.
-    Layout::from_size_align(size, 1).unwrap_or_else(|_| Layout::new::<u8>())
+    // A `buffer_size` is the length of a slice (at most `isize::MAX`) or a
+    // power of two no greater than `MAX_CLASSED`, so it always fits; the
+    // block must never be smaller than `size`.
+    Layout::from_size_align(size, 1).expect("arena-tower: a buffer size fits a Layout")
 }
 
 impl EpochSpares {
@@ -422,7 +435,8 @@ impl SpareBuffers {
             !stale
         });
         let mut taken = None;
-        if let Some(list) = lists.iter_mut().find(|l| l.epoch == epoch) {
+        let classed = len <= MAX_CLASSED;
+        if let Some(list) = lists.iter_mut().find(|l| classed && l.epoch == epoch) {
             let first = class_of(buffer_size(len));
             taken = list
                 .by_class
@@ -444,6 +458,10 @@ impl SpareBuffers {
     /// The block is memory of this lease's arena that nothing refers to any
     /// more.
     unsafe fn give(&self, ptr: NonNull<u8>, size: usize, epoch: LocalEpoch) {
+        if size > MAX_CLASSED {
+            // Not a size class: left for the reset, as any block.
+            return;
+        }
         let class = class_of(size);
         let mut lists = self.lock();
         // This epoch's list, or an empty one (its vectors' capacity kept
@@ -500,3 +518,23 @@ arena_b::__forward_allocator! {
 // handle is gone, so blocks handed out through a `&'a RequestArena` stay
 // valid (and unshared) for `'a` whether or not they are given back.
 unsafe impl<'a> arena_b::ArenaAllocator<'a> for &'a RequestArena {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_sizes_never_round_past_what_a_layout_holds() {
+        assert_eq!(buffer_size(1), MIN_BUFFER);
+        assert_eq!(buffer_size(MIN_BUFFER + 1), 2 * MIN_BUFFER);
+        assert_eq!(buffer_size(MAX_CLASSED), MAX_CLASSED);
+        // Just above the largest class (on 32-bit targets: a slice just
+        // over 1 GiB) the buffer is exactly the data's size, not rounded
+        // past `isize::MAX`, and its layout is as big as the data.
+        let len = MAX_CLASSED + 1;
+        assert_eq!(buffer_size(len), len);
+        assert_eq!(buffer_layout(buffer_size(len)).size(), len);
+        let largest = isize::MAX as usize;
+        assert_eq!(buffer_layout(buffer_size(largest)).size(), largest);
+    }
+}

@@ -121,10 +121,9 @@ impl<S, E> ArenaService<S, E> {
         let guard = EndGuard::new(handle, End::HandlerDropped);
         // A service whose `call` allocates (a `service_fn` closure before its
         // `async` block) can hit the byte limit here already.
-        let called = {
-            let _current = guard.handle().map(current::enter);
+        let called = current::with_current(guard.handle(), || {
             catch_unwind(AssertUnwindSafe(|| self.inner.call(req)))
-        };
+        });
         match called {
             Ok(future) => ResponseFuture::new(future, guard),
             Err(payload) => {

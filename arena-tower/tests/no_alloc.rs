@@ -20,6 +20,7 @@ struct Counting;
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
     static BYTES: Cell<u64> = const { Cell::new(0) };
+    static FREED: Cell<u64> = const { Cell::new(0) };
 }
 
 fn count(bytes: usize) {
@@ -36,6 +37,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let _ = FREED.try_with(|c| c.set(c.get() + layout.size() as u64));
         // SAFETY: forwarded.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -51,6 +53,26 @@ static GLOBAL: Counting = Counting;
 
 fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
+}
+
+#[test]
+fn a_closed_pool_lets_this_threads_cached_arenas_go_at_its_next_release() {
+    let layer = ArenaLayer::new();
+    let leases: Vec<_> = (0..4).map(|_| layer.lease()).collect();
+    for lease in &leases {
+        lease.alloc_slice_fill_copy(100, 1u8);
+    }
+    let mut leases = leases.into_iter();
+    let last = leases.next().unwrap();
+    drop(leases); // three arenas in this thread's cache
+    drop(layer); // the pool closes
+    let before = FREED.with(Cell::get);
+    drop(last);
+    let freed = FREED.with(Cell::get) - before;
+    assert!(
+        freed >= 4 * arena_b::DEFAULT_CHUNK_SIZE as u64,
+        "only {freed} bytes freed: the cached arenas stayed"
+    );
 }
 
 #[test]

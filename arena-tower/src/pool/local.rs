@@ -69,6 +69,18 @@ pub(super) fn put(pool: Arc<Pool>, idle: Idle) -> Result<(), (Arc<Pool>, Idle)> 
     }
 }
 
+/// Empties this thread's cache if it serves `pool` (which has closed).
+#[cold]
+pub(super) fn forget(pool: &Arc<Pool>) {
+    let _ = CACHE.try_with(|cache| {
+        if let Ok(mut cache) = cache.try_borrow_mut() {
+            if cache.serves(pool) {
+                cache.unbind();
+            }
+        }
+    });
+}
+
 impl ThreadCache {
     fn serves(&self, pool: &Arc<Pool>) -> bool {
         self.bound

@@ -37,7 +37,8 @@
 //! the release, so the release clones nothing); the cycle is broken by
 //! [`Pool::close`] when the last layer and service are dropped
 //! ([`PoolOwner`]): the shards are emptied at once, and each thread's cache
-//! when that thread next leases or releases, or exits.
+//! when that thread next releases an arena of it, leases from another
+//! pool, or exits.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -288,6 +289,11 @@ impl Pool {
             }
             Ok(None) => {
                 pool.shared.releases.fetch_add(1, Ordering::Relaxed);
+                if pool.is_closed() {
+                    // Its layers are gone: this thread's cache lets the
+                    // pool's arenas go now, not at the thread's exit.
+                    local::forget(&pool);
+                }
             }
             Err(_) => {
                 pool.shared.releases.fetch_add(1, Ordering::Relaxed);
