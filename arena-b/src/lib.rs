@@ -56,8 +56,8 @@
 //! With `default-features = false` the crate is `#![no_std]` and needs only
 //! `alloc`: [`Arena`], [`Scope`], checkpoints, [`ArenaBox`], the
 //! collections and the `Allocator` interface. The `std` feature (default)
-//! adds [`SyncArena`], [`catch_limit`] and [`fallible`]; every other
-//! feature enables `std`. Without `std`, [`LimitPolicy::Unwind`] panics
+//! adds [`SyncArena`], [`catch_limit`] and [`fallible`]; every feature but
+//! `stats` enables `std`. Without `std`, [`LimitPolicy::Unwind`] panics
 //! with the refusal's message (there is no payload to catch).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -108,13 +108,8 @@ mod typed;
 #[cfg(feature = "virtual_memory")]
 mod vm;
 
-/// The README's Rust code blocks, compiled and run as doctests.
-#[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
-
-// `docs/guide.md` runs as doctests of the workspace package (its server
-// chapter needs arena-tower).
+// The README and `docs/guide.md` run as doctests of the workspace package
+// (their server examples need arena-tower).
 
 /// `docs/advanced.md`'s code blocks, compiled and run as doctests.
 #[doc = include_str!("../../docs/advanced.md")]
