@@ -51,6 +51,27 @@ fn peak_tracks_the_high_water_mark() {
     assert!(arena.stats().peak_bytes >= 4000);
 }
 
+#[test]
+fn the_peak_counts_collections_freed_through_the_allocator() {
+    // A vector that opens a chunk of its own, and one that grows within a
+    // chunk, then both freed in place: the peak still saw them.
+    for (arena, len) in [(Arena::new(), 200 * 1024), (Arena::new(), 6 * 1024)] {
+        let mut v = allocator_api2::vec::Vec::new_in(&arena);
+        v.resize(len, 3u8);
+        drop(v);
+        assert_eq!(arena.bytes_allocated(), 0, "freed in place");
+        assert!(arena.stats().peak_bytes >= len, "{:?}", arena.stats());
+    }
+    #[cfg(feature = "std")]
+    {
+        let sync = arena_b::Arena::builder().build_sync();
+        let mut v = allocator_api2::vec::Vec::new_in(&sync);
+        v.resize(200 * 1024, 3u8);
+        drop(v);
+        assert!(sync.stats().peak_bytes >= 200 * 1024, "{:?}", sync.stats());
+    }
+}
+
 /// The mixed-size loop of the performance issue: 1,024 allocations of 3,
 /// 8, 32, 16 (aligned to 16) and 200 bytes in turn, about 53 KB, more than
 /// the first chunk; then a rewind (or a reset). After warm-up a round

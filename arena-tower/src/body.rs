@@ -11,7 +11,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::end::{End, EndGuard};
-use crate::future::limit_or_resume;
+use crate::future::{drop_catching_limit, limit_or_resume};
 use crate::handle::RequestArena;
 
 /// The error type of [`ArenaBody`]: the inner body's error, boxed, or an
@@ -170,7 +170,9 @@ where
             Err(payload) => {
                 let limit = limit_or_resume(payload, this.guard);
                 // The inner body is not polled again; drop it (and its handles).
-                this.kind.set(Kind::Empty);
+                if drop_catching_limit(this.kind.as_mut(), Kind::Empty, this.guard).is_some() {
+                    this.guard.caught_limit();
+                }
                 this.guard.over_limit(&limit, true);
                 return Poll::Ready(Some(Err(Box::new(limit))));
             }

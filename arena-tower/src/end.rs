@@ -140,6 +140,14 @@ impl EndGuard {
             .is_some_and(|h| h.lease().uncaught_limits() > 0)
     }
 
+    /// A limit unwind caught without a report of its own (a destructor's,
+    /// after the first): not one "out of the layer's reach".
+    pub(crate) fn caught_limit(&self) {
+        if let Some(handle) = &self.handle {
+            handle.lease().caught_limit();
+        }
+    }
+
     /// The request hit its byte limit: `limit` unwound out of the handler
     /// (`in_body` false: the layer answers with the returned status) or out
     /// of the response body (the body ends with an error). A `WARN` in the

@@ -90,6 +90,24 @@ pub(crate) fn limit_or_resume(
     }
 }
 
+/// Replaces the value in `slot` by `empty`, catching a limit unwind of
+/// the old value's destructors (one that allocates past the limit once the
+/// first unwind is caught, when nothing unwinds any more): the slot holds
+/// `empty` either way, since an assignment writes the new value even when
+/// dropping the old one unwinds.
+pub(crate) fn drop_catching_limit<T>(
+    slot: Pin<&mut T>,
+    empty: T,
+    guard: &EndGuard,
+) -> Option<LimitExceeded> {
+    catch_unwind(AssertUnwindSafe(move || {
+        let mut slot = slot;
+        slot.set(empty)
+    }))
+    .err()
+    .map(|payload| limit_or_resume(payload, guard))
+}
+
 /// What the inner future came to.
 enum Outcome<T> {
     /// Its output; on an error, the end is recorded already.
@@ -118,7 +136,12 @@ where
             match polled {
                 Ok(Poll::Pending) => return Poll::Pending,
                 Ok(Poll::Ready(result)) => {
-                    state.set(State::Done);
+                    if let Some(limit) = drop_catching_limit(state, State::Done, guard) {
+                        // Its destructors went over the limit: so did the
+                        // request.
+                        drop(result);
+                        return Poll::Ready(Outcome::OverLimit(guard.over_limit(&limit, false)));
+                    }
                     if result.is_err() {
                         guard.end(End::HandlerFailed);
                     }
@@ -132,7 +155,9 @@ where
     };
     // Drop the handler's future (and the handles it holds) before the
     // end, so the arena goes back as soon as the guard lets go.
-    state.set(State::Done);
+    if drop_catching_limit(state, State::Done, guard).is_some() {
+        guard.caught_limit();
+    }
     Poll::Ready(Outcome::OverLimit(guard.over_limit(&limit, false)))
 }
 

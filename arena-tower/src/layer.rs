@@ -217,7 +217,10 @@ impl<E> ArenaLayer<E> {
     ///   the limit and the size asked, and the release event says
     ///   `ended = "over_limit"`. Every other request, and the process, go
     ///   on. A response body that hits the limit while it streams ends
-    ///   with an error instead (its status is already sent).
+    ///   with an error instead (its status is already sent) when the layer
+    ///   tracks bodies ([`track_body`](Self::track_body)); by default the
+    ///   unwind ends the connection's task (the client sees the body cut
+    ///   off) and the release `WARN`s that an unwind was not answered.
     /// - `vec.try_reserve(n)` goes through the same allocator interface as
     ///   `vec.push(x)` and cannot be told apart from it, so it ends the
     ///   request too; inside [`arena_b::fallible`] it returns `Err`.

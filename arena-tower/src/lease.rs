@@ -239,7 +239,8 @@ impl Lease {
                     unwinds = uncaught,
                     "{uncaught} allocation(s) of this request unwound at max_request_bytes \
                      ({max_request_bytes} bytes) out of the layer's reach (in a spawned task, \
-                     or a destructor while the response was dropped): nothing answered them"
+                     a destructor while the response was dropped, or a response body the \
+                     layer does not track, see ArenaLayer::track_body): nothing answered them"
                 )
             });
         }

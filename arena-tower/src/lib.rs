@@ -103,7 +103,19 @@
 //! ## Streaming
 //! A body that sends one [`RequestArena::alloc_bytes`] buffer per chunk
 //! runs in bounded memory: the buffer of a chunk hyper has written is
-//! reused by the next one that fits.
+//! reused by the next one that fits. A body that allocates while it
+//! streams can hit the byte limit after its status is sent: with
+//! [`ArenaLayer::track_body`] the body then ends with an error (HTTP/2
+//! resets the stream); by default the unwind ends the connection's task,
+//! so use `track_body` for such bodies, or allocate their data before the
+//! handler answers.
+//!
+//! Memory at peak is about `max_request_bytes` times the requests in
+//! flight, plus the idle arenas the pool keeps (`docs/advanced.md`). glibc's
+//! `malloc` keeps large freed chunks mapped after such a peak (its mmap
+//! threshold adapts upwards), so a process's RSS can stay at its
+//! high-water mark while the pool's `retained_bytes` is small; a fixed
+//! `MALLOC_MMAP_THRESHOLD_` or mimalloc gives that memory back.
 //!
 //! A `SyncArena` gives every thread that allocates from it a part (a
 //! sub-arena) of its own, kept until the arena is dropped or shrunk. Under a
@@ -123,9 +135,11 @@
 //! [`ArenaLayer`] for their meaning). With
 //! [`record_span_fields`](ArenaLayer::record_span_fields) on (the default),
 //! the span's own `arena.bytes`, `arena.chunks`, `arena.peak_bytes` and
-//! `arena.pool_hit` fields are filled in when the span declares them. When
-//! the response ends while handles are still alive, a `WARN` event says how
-//! many.
+//! `arena.pool_hit` fields are filled in when the span declares them. With
+//! [`ArenaLayer::track_body`], when the body ends while handles are still
+//! alive, a `WARN` event says how many (by default the layer cannot tell
+//! the handles a body holds from the ones that outlive it, so it says
+//! nothing: a handle kept forever shows only as `PoolStats::in_flight`).
 //!
 //! ## Features
 //! - `axum` (default): [`RequestArena`] is an axum extractor.

@@ -315,3 +315,72 @@ fn another_arenas_limit_is_not_the_requests() {
     assert!(arena_b::LimitExceeded::from_payload(&*payload).is_some());
     assert_eq!(layer.pool_stats().in_flight, 0);
 }
+
+/// A value whose destructor allocates `bytes` from the request's arena.
+struct AllocOnDrop(RequestArena, usize);
+
+impl Drop for AllocOnDrop {
+    fn drop(&mut self) {
+        self.0
+            .alloc_layout(Layout::from_size_align(self.1, 1).unwrap());
+    }
+}
+
+/// A handler future that holds an `AllocOnDrop` and, when polled,
+/// allocates `poll_bytes` (past the limit, or not) before it answers.
+struct Greedy {
+    held: Option<AllocOnDrop>,
+    poll_bytes: usize,
+    drop_bytes: usize,
+}
+
+impl std::future::Future for Greedy {
+    type Output = Result<http::Response<http_body_util::Empty<Bytes>>, std::convert::Infallible>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let arena = RequestArena::current().expect("polled inside the layer");
+        let drop_bytes = self.drop_bytes;
+        self.held = Some(AllocOnDrop(arena.clone(), drop_bytes));
+        arena.alloc_layout(Layout::from_size_align(self.poll_bytes, 1).unwrap());
+        std::task::Poll::Ready(Ok(http::Response::new(http_body_util::Empty::new())))
+    }
+}
+
+fn status_of_greedy(poll_bytes: usize, drop_bytes: usize) -> StatusCode {
+    use tower::{Layer, Service};
+    let layer = ArenaLayer::new().max_request_bytes(LIMIT);
+    let mut svc = layer.layer(tower::service_fn(move |_req: http::Request<()>| Greedy {
+        held: None,
+        poll_bytes,
+        drop_bytes,
+    }));
+    let response = common::block_on(svc.call(http::Request::new(()))).unwrap();
+    let status = response.status();
+    drop(response);
+    assert_eq!(layer.pool_stats().in_flight, 0);
+    status
+}
+
+#[test]
+fn a_destructor_over_the_limit_after_the_limit_unwind_still_gets_the_limit_status() {
+    // The handler's future unwinds at the limit; dropping it runs a
+    // destructor that allocates past the limit again, no longer unwinding.
+    assert_eq!(
+        status_of_greedy(LIMIT * 2, LIMIT + 1),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+}
+
+#[test]
+fn a_destructor_over_the_limit_after_the_answer_gets_the_limit_status() {
+    // The handler answers within the limit; its future's destructor then
+    // goes past it.
+    assert_eq!(
+        status_of_greedy(LIMIT / 2, LIMIT),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(status_of_greedy(16, 16), StatusCode::OK);
+}

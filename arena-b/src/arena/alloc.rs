@@ -61,6 +61,11 @@ impl Arena {
     /// handed out again.
     #[inline]
     pub(crate) fn resize_last(&self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> bool {
+        if new_size < old_size {
+            // The high-water mark before the bytes go back (a collection
+            // that grew and is freed leaves no other trace of its size).
+            self.note_peak();
+        }
         let resized = self
             .cursor
             .resize_last(self.chunk_start.get(), ptr, old_size, new_size);
@@ -103,6 +108,9 @@ impl<'a> Bump<'a> for &'a Arena {
             .cursor
             .bump(layout)
             .expect("arena-b: a chunk chosen for a layout must fit it");
+        // The peak is sampled where chunks change: after the allocation
+        // that opened this one, too.
+        self.note_peak();
         Ok((block, pending))
     }
 
