@@ -174,7 +174,7 @@ pub(crate) unsafe fn grow<B: Blocks>(
 ) -> Result<NonNull<[u8]>, AllocError> {
     debug_assert!(new_layout.size() >= old_layout.size());
     if old_layout.size() != 0
-        && ptr.as_ptr().addr() % new_layout.align() == 0
+        && ptr.as_ptr().addr().is_multiple_of(new_layout.align())
         && b.resize_last(ptr, old_layout.size(), new_layout.size())
     {
         return Ok(NonNull::slice_from_raw_parts(ptr, new_layout.size()));
@@ -221,7 +221,7 @@ pub(crate) unsafe fn shrink<B: Blocks>(
     new_layout: Layout,
 ) -> Result<NonNull<[u8]>, AllocError> {
     debug_assert!(new_layout.size() <= old_layout.size());
-    if ptr.as_ptr().addr() % new_layout.align() != 0 {
+    if !ptr.as_ptr().addr().is_multiple_of(new_layout.align()) {
         let new = allocate(b, new_layout)?;
         // SAFETY: `ptr` is valid for `old_layout.size() >= new size` bytes;
         // `new` is a fresh, disjoint block.

@@ -245,7 +245,7 @@ impl RawChunk {
     /// Nothing past `len` is in use.
     pub(crate) unsafe fn decommit_from(&mut self, len: usize) {
         let committed = self.layout.size();
-        debug_assert!(len < committed && len % self.layout.align() == 0);
+        debug_assert!(len < committed && len.is_multiple_of(self.layout.align()));
         // SAFETY: page-aligned, inside the reservation, unused per the
         // caller. ASan must forget any poisoning of pages that go away.
         unsafe {

@@ -108,7 +108,7 @@ impl Cursor {
         let align = layout.align();
         let ptr = self.ptr.get();
         let end = self.end.get().addr();
-        if size % align == 0 && size <= FAST_SIZE {
+        if size.is_multiple_of(align) && size <= FAST_SIZE {
             // The fast form, for every Rust type (its size is a multiple of
             // its alignment): align the *end* of the block up. Then the start,
             // `new_end - size`, is aligned too, and the loop-carried work is

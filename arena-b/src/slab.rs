@@ -130,7 +130,7 @@ impl FreeLists {
         let class = (size.next_power_of_two().trailing_zeros() - 4) as usize;
         self.sync(arena);
         let head = self.heads[class].get();
-        if head.is_null() || head.addr() % layout.align() != 0 {
+        if head.is_null() || !head.addr().is_multiple_of(layout.align()) {
             return None;
         }
         // SAFETY: `head` is a cached block of at least `MIN_BLOCK` bytes, in
