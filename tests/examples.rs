@@ -1,17 +1,14 @@
-//! Runs every example that needs no network, so none of them can rot.
+//! Runs every example that needs no network, so none of them can rot
+//! (the axum server has its own test, `tests/axum_server.rs`).
 
-use std::process::Command;
+mod common;
 
 fn run_example(name: &str, args: &[&str]) -> String {
     run_example_with(name, &[], args)
 }
 
 fn run_example_with(name: &str, cargo_args: &[&str], args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--example", name])
-        .args(cargo_args)
-        .arg("--")
-        .args(args)
+    let out = common::example(name, cargo_args, args)
         .output()
         .expect("cargo runs");
     assert!(
@@ -43,9 +40,16 @@ fn string_intern() {
     assert!(out.contains("100,000 lookups, 1000 distinct"), "{out}");
 }
 
+/// The callgrind probe of `scripts/callgrind-hot-path`, a bin of this
+/// package (`scripts/tools/hot_path.rs`) rather than an example.
 #[test]
 fn hot_path() {
-    let out = run_example("hot_path", &["3"]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hot_path"))
+        .arg("3")
+        .output()
+        .expect("hot_path runs");
+    assert!(out.status.success(), "{out:?}");
+    let out = String::from_utf8(out.stdout).expect("UTF-8 output");
     assert!(out.contains("ran 3 round(s)"), "{out}");
 }
 
@@ -63,18 +67,6 @@ fn v0_5_features() {
     assert!(out.contains("LockFreeAllocator: hit rate 1.00"), "{out}");
     assert!(out.contains("without a new chunk: true"), "{out}");
     assert!(out.contains("reset_and_shrink: 0 bytes allocated"), "{out}");
-}
-
-#[test]
-fn axum_server_self_test() {
-    let out = run_example("axum_server", &["--self-test"]);
-    assert!(out.contains("self-test passed"), "{out}");
-    assert!(
-        out.contains(
-            r#"POST /words -> 200 OK {"words":8,"distinct":5,"top":[["the",3],["and",2]]}"#
-        ),
-        "{out}"
-    );
 }
 
 #[test]

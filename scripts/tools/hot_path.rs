@@ -3,7 +3,8 @@
 //! Timings of paths this short drift with code layout and machine load;
 //! instruction counts do not.
 //!
-//! Run directly it just exercises each path once per workload.
+//! Run directly (`cargo run --release --bin hot_path -- [rounds]`) it just
+//! exercises each path `rounds` times (default 1).
 
 use std::hint::black_box;
 

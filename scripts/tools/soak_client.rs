@@ -1,6 +1,6 @@
-//! The load client of `scripts/soak`: a bounded mix of normal, slow,
-//! disconnecting and panicking requests against a running `axum_server`
-//! example on loopback. It checks every answer, samples the server's
+//! The load client of `scripts/soak` (`cargo build --release --bin
+//! soak_client`): a bounded mix of normal, slow, disconnecting and
+//! panicking requests against a running `axum_server` example on loopback. It checks every answer, samples the server's
 //! resident memory (from `/proc/<pid>/status`) and, at the end, the pool's
 //! counters (`GET /stats`), and prints one verdict line per check.
 //!
