@@ -52,6 +52,11 @@ use std::time::Duration;
 use arena_b::Arena;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 
+#[macro_use]
+#[path = "support/mixed.rs"]
+mod mixed;
+use mixed::Aligned16;
+
 /// Allocations per iteration in the "many" workloads.
 const MANY: u64 = 1024;
 /// First-chunk size of every allocator (fits `MANY` `u64`s with room left).
@@ -208,44 +213,6 @@ fn reused_arena_many_u64(c: &mut Criterion) {
     });
 
     group.finish();
-}
-
-/// 16 bytes aligned to 16.
-#[derive(Clone, Copy)]
-#[allow(dead_code)] // only its size and alignment matter
-#[repr(align(16))]
-struct Aligned16([u8; 16]);
-
-/// One round of `mixed_sizes`: 1,024 allocations of 3, 8, 32, 16 (aligned
-/// to 16) and 200 bytes in turn, about 53 KB, through `alloc`.
-/// `$e` is the allocation of value `$v` (expanded once per type).
-macro_rules! mixed_round {
-    ($v:ident => $e:expr) => {
-        for i in 0..MANY as usize {
-            match i % 5 {
-                0 => {
-                    let $v = [i as u8; 3];
-                    black_box($e);
-                }
-                1 => {
-                    let $v = i as u64;
-                    black_box($e);
-                }
-                2 => {
-                    let $v = [i as u8; 32];
-                    black_box($e);
-                }
-                3 => {
-                    let $v = Aligned16([i as u8; 16]);
-                    black_box($e);
-                }
-                _ => {
-                    let $v = [i as u8; 200];
-                    black_box($e);
-                }
-            }
-        }
-    };
 }
 
 /// 4. `mixed_sizes`: the round above, then a free of all of it, with

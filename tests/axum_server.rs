@@ -117,6 +117,17 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
+/// `POST /words` with a known text gets the known counts.
+async fn words_answer_the_known_text(addr: SocketAddr) {
+    let text = r#"{"text": "The cat and the hat and THE bat", "top": 2}"#;
+    let (status, body) = send(addr, "POST", "/words", text).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        &body[..],
+        br#"{"words":8,"distinct":5,"top":[["the",3],["and",2]]}"#
+    );
+}
+
 /// Concurrent `POST /words` requests, each with its own text and answer.
 const CONCURRENT: usize = 50;
 
@@ -125,13 +136,7 @@ fn every_route_answers_and_every_arena_comes_back() {
     let server = Server::start(&["--port", "0"]);
     let addr = server.addr;
     runtime().block_on(async move {
-        let text = r#"{"text": "The cat and the hat and THE bat", "top": 2}"#;
-        let (status, body) = send(addr, "POST", "/words", text).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(
-            &body[..],
-            br#"{"words":8,"distinct":5,"top":[["the",3],["and",2]]}"#
-        );
+        words_answer_the_known_text(addr).await;
 
         let (status, body) = send(addr, "POST", "/sum", "[3, 1, 4, 1, 5, 9, 2, 6]").await;
         assert_eq!(status, StatusCode::OK);
@@ -200,13 +205,7 @@ fn no_arena_serves_the_same_words() {
     let server = Server::start(&["--port", "0", "--no-arena"]);
     let addr = server.addr;
     runtime().block_on(async move {
-        let text = r#"{"text": "The cat and the hat and THE bat", "top": 2}"#;
-        let (status, body) = send(addr, "POST", "/words", text).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(
-            &body[..],
-            br#"{"words":8,"distinct":5,"top":[["the",3],["and",2]]}"#
-        );
+        words_answer_the_known_text(addr).await;
         let (status, _) = send(addr, "POST", "/words", "not json").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let (status, _) = send(addr, "GET", "/stats", "").await;

@@ -10,6 +10,11 @@ use std::hint::black_box;
 
 use arena_b::Arena;
 
+#[macro_use]
+#[path = "../../benches/support/mixed.rs"]
+mod mixed;
+use mixed::Aligned16;
+
 const MANY: u64 = 1024;
 
 #[inline(never)]
@@ -88,54 +93,17 @@ fn bumpalo_herd_many_u64(member: &bumpalo_herd::Member<'_>) {
     }
 }
 
-/// 16 bytes aligned to 16.
-#[derive(Clone, Copy)]
-#[allow(dead_code)] // only its size and alignment matter
-#[repr(align(16))]
-struct Aligned16([u8; 16]);
-
-/// 1,024 allocations of 3, 8, 32, 16 (aligned to 16) and 200 bytes in
-/// turn, `$e` allocating `$v` (expanded once per type).
-macro_rules! mixed {
-    ($v:ident => $e:expr) => {
-        for i in 0..MANY as usize {
-            match i % 5 {
-                0 => {
-                    let $v = [i as u8; 3];
-                    black_box($e);
-                }
-                1 => {
-                    let $v = i as u64;
-                    black_box($e);
-                }
-                2 => {
-                    let $v = [i as u8; 32];
-                    black_box($e);
-                }
-                3 => {
-                    let $v = Aligned16([i as u8; 16]);
-                    black_box($e);
-                }
-                _ => {
-                    let $v = [i as u8; 200];
-                    black_box($e);
-                }
-            }
-        }
-    };
-}
-
 #[inline(never)]
 fn arena_mixed(arena: &Arena) {
     let cp = arena.checkpoint();
-    mixed!(v => arena.alloc(v));
+    mixed_round!(v => arena.alloc(v));
     // SAFETY: every reference above is dead.
     unsafe { arena.rewind_to_checkpoint(cp) };
 }
 
 #[inline(never)]
 fn bumpalo_mixed(bump: &mut bumpalo::Bump) {
-    mixed!(v => bump.alloc(v));
+    mixed_round!(v => bump.alloc(v));
     bump.reset();
 }
 
