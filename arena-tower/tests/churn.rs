@@ -18,7 +18,11 @@ async fn handler(req: Request<Empty<Bytes>>) -> Result<Response<Full<Bytes>>, In
     let arena = RequestArena::current().unwrap();
     // Mostly small requests; every 97th grows its arena past the retention
     // size, so it is shrunk before it is pooled.
-    let words = if i.is_multiple_of(97) { 64 * 1024 } else { 1 + i % 200 };
+    let words = if i.is_multiple_of(97) {
+        64 * 1024
+    } else {
+        1 + i % 200
+    };
     let mut v = allocator_api2::vec::Vec::with_capacity_in(words as usize, &arena);
     v.extend((0..words).map(|w| w ^ i));
     arena.alloc(format!("request {i}"));
