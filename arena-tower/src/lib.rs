@@ -147,6 +147,12 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+// Read them in the order a request flows through them: `layer` (makes the
+// service) → `service` (its call) → `future` (the response) → `body` (with
+// `track_body`) → `end` (when the response is done) → `handle` (what
+// handlers hold; found through `current` and `extract`) → `lease` (the
+// arena the handles share, counted by `lease_ref`) → `pool` (keeps it
+// between requests). rustfmt keeps the declarations sorted.
 mod body;
 mod current;
 mod end;
