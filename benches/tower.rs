@@ -256,10 +256,27 @@ fn leak(s: String) -> &'static str {
 /// The handler groups, unless the arguments filter for benches whose names
 /// none of them contains.
 fn handlers() {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    // Name filters: the arguments that are neither options nor the value
+    // of a criterion option that takes one (`--measurement-time 3`).
+    const WITH_VALUE: [&str; 8] = [
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--nresamples",
+        "--noise-threshold",
+        "--save-baseline",
+        "--baseline",
+        "--profile-time",
+    ];
+    let mut filters = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if WITH_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with("--") {
+            filters.push(arg);
+        }
+    }
     let wanted =
         |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
     let plan = ratios::Plan::from_args();

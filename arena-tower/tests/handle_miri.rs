@@ -199,3 +199,49 @@ fn a_spare_buffer_is_reused_on_its_own_thread_and_not_on_another() {
     });
     assert_eq!(arena.alloc_bytes(&[4u8; 50]).as_ptr() as usize, at);
 }
+
+/// The current-request pointer and the lease count with nested layers, a
+/// handle kept past the response, and a pool closed while leases are out
+/// and arenas sit in this thread's cache.
+#[test]
+fn nested_layers_kept_handles_and_a_closed_pool() {
+    let inner_layer = ArenaLayer::new();
+    let outer_layer = ArenaLayer::new();
+    let kept = std::sync::Mutex::new(Vec::new());
+    let inner = inner_layer.layer(service_fn(|_req: Request<()>| {
+        let arena = RequestArena::current().unwrap();
+        kept.lock().unwrap().push(arena.clone());
+        async move {
+            let v = arena.alloc_slice_fill_copy(64, 7u8);
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::copy_from_slice(v))))
+        }
+    }));
+    let mut outer = outer_layer.layer(service_fn(move |req: Request<()>| {
+        let outer_arena = RequestArena::current().unwrap();
+        let mut inner = inner.clone();
+        async move {
+            let before = outer_arena.alloc(1u64);
+            let res = inner.call(req).await.unwrap();
+            // The inner request's poll put the outer one back as current.
+            let now = RequestArena::current().unwrap();
+            assert!(std::ptr::eq(&*now as *const _, &*outer_arena as *const _));
+            assert_eq!(*before, 1);
+            Ok::<_, Infallible>(res)
+        }
+    }));
+    for _ in 0..3 {
+        let res = block_on(outer.call(Request::new(()))).unwrap();
+        assert_eq!(drain(res.into_body()), vec![7u8; 64]);
+    }
+    assert!(RequestArena::current().is_none());
+    drop(outer);
+    drop(outer_layer);
+    drop(inner_layer);
+    // The inner pool is closed; its kept handles still own their arenas.
+    let kept = kept.into_inner().unwrap();
+    assert_eq!(kept.len(), 3);
+    for handle in &kept {
+        assert_eq!(handle.alloc_str("still here"), "still here");
+    }
+    drop(kept);
+}
