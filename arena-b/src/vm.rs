@@ -125,11 +125,12 @@ impl Arena {
     /// Feature `virtual_memory`: an arena whose memory is one reserved range
     /// of `reserve_bytes` of address space, committed as the bump pointer
     /// advances and decommitted above a threshold on rewind and reset (see
-    /// [`ArenaBuilder::virtual_memory`]). If the range cannot be reserved
+    /// [`ArenaBuilder::virtual_memory`](crate::ArenaBuilder::virtual_memory)). If the range cannot be reserved
     /// (a low `ulimit -v`, an unsupported target) the arena uses heap
     /// chunks and reports [`DiagnosticEvent::VirtualMemoryUnavailable`] to
     /// the diagnostics sink and as a `tracing` warning;
-    /// [`ArenaBuilder::virtual_memory_strict`] makes that an error.
+    /// [`ArenaBuilder::virtual_memory_strict`](crate::ArenaBuilder::virtual_memory_strict)
+    /// makes that an error.
     ///
     /// ```
     /// let arena = arena_b::Arena::with_virtual_memory(1 << 30); // 1 GiB of address space
