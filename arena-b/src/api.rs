@@ -150,7 +150,7 @@ macro_rules! alloc_api {
             pub fn alloc_no_drop<T>(&self, value: T) -> &mut T {
                 let $p = self;
                 // SAFETY: not registering a destructor only leaks.
-                match unsafe { $crate::typed::with_no_drop($plain, || value, $crate::typed::Mode::Plain) } {
+                match unsafe { $crate::typed::value_no_drop($plain, value, $crate::typed::Mode::Plain) } {
                     Ok(r) => r,
                     Err(e) => $crate::typed::fail(e, Some(core::alloc::Layout::new::<T>())),
                 }
@@ -163,7 +163,7 @@ macro_rules! alloc_api {
             pub fn try_alloc_no_drop<T>(&self, value: T) -> Result<&mut T, $crate::AllocError> {
                 let $t = self;
                 // SAFETY: not registering a destructor only leaks.
-                unsafe { $crate::typed::with_no_drop($try?, || value, $crate::typed::Mode::Try) }
+                unsafe { $crate::typed::value_no_drop($try?, value, $crate::typed::Mode::Try) }
             }
 
             /// Moves `value` into the arena in an [`ArenaBox`]($crate::ArenaBox),

@@ -63,6 +63,14 @@ impl Cursor {
         self.published.set(self.ptr.get());
     }
 
+    /// [`publish`](Self::publish) of a position the owner read before the
+    /// value was written, with no allocation since.
+    #[inline(always)]
+    pub(crate) fn publish_at(&self, position: *mut u8) {
+        debug_assert_eq!(position, self.ptr.get());
+        self.published.set(position);
+    }
+
     /// Free bytes left in the window.
     #[inline]
     pub(crate) fn remaining(&self) -> usize {

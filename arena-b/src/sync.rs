@@ -863,6 +863,24 @@ impl<'a> Bump<'a> for SyncBump<'a> {
     }
 
     #[inline(always)]
+    fn position(self) -> *mut u8 {
+        match self {
+            SyncBump::Part(part) => part.position(),
+            #[cfg(feature = "lockfree")]
+            SyncBump::Shared(..) => core::ptr::null_mut(),
+        }
+    }
+
+    #[inline(always)]
+    fn publish_at(self, position: *mut u8) {
+        match self {
+            SyncBump::Part(part) => part.publish_at(position),
+            #[cfg(feature = "lockfree")]
+            SyncBump::Shared(..) => self.publish(),
+        }
+    }
+
+    #[inline(always)]
     fn publish(self) {
         match self {
             SyncBump::Part(part) => part.publish(),

@@ -76,6 +76,21 @@ pub(crate) trait Bump<'a>: Copy {
     /// would keep the value from being built in place).
     #[inline(always)]
     fn publish(self) {}
+    /// The cursor's position now, for [`Bump::publish_at`] once the value
+    /// is written (null where there is nothing to publish).
+    #[inline(always)]
+    fn position(self) -> *mut u8 {
+        core::ptr::null_mut()
+    }
+    /// [`Bump::publish`] of a position read with [`Bump::position`] before
+    /// the value was written, when nothing can have allocated since (the
+    /// value was made before the call): saves reloading the cursor after a
+    /// write the optimizer cannot tell apart from one to the cursor.
+    #[inline(always)]
+    fn publish_at(self, position: *mut u8) {
+        let _ = position;
+        self.publish()
+    }
 }
 
 /// A non-null pointer aligned to `align`, for zero-sized requests.
@@ -181,7 +196,17 @@ pub(crate) fn value<'a, B: Bump<'a>, T: 'static>(
     value: T,
     mode: Mode,
 ) -> Result<&'a mut T, AllocError> {
-    with(b, || value, mode)
+    // The value exists already: nothing allocates between the bump and
+    // the write.
+    with_in(b, || value, mode, Made::Before)
+}
+
+/// Whether a value was made before the allocation (`alloc(value)`) or is
+/// made by a closure that may itself allocate (`alloc_with`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Made {
+    Before,
+    ByClosure,
 }
 
 /// The value `f()` returns, built in the arena's memory (reserved first).
@@ -192,11 +217,22 @@ pub(crate) fn with<'a, B: Bump<'a>, T: 'static, F: FnOnce() -> T>(
     f: F,
     mode: Mode,
 ) -> Result<&'a mut T, AllocError> {
+    with_in(b, f, mode, Made::ByClosure)
+}
+
+#[inline(always)]
+fn with_in<'a, B: Bump<'a>, T: 'static, F: FnOnce() -> T>(
+    b: B,
+    f: F,
+    mode: Mode,
+    made: Made,
+) -> Result<&'a mut T, AllocError> {
     if !needs_drop::<T>() {
         // SAFETY: `T` has no drop glue, so nothing needs registering.
-        return unsafe { with_no_drop(b, f, mode) };
+        return unsafe { with_no_drop_in(b, f, mode, made) };
     }
     let (node, pending) = raw_deferred(b, Layout::new::<DropNode<T>>(), mode)?;
+    let position = b.position();
     let node = node.cast::<DropNode<T>>();
     // SAFETY: `node` is fresh arena memory for a `DropNode<T>`, owned by
     // this allocation until the drop list frees it. The value is written
@@ -208,7 +244,11 @@ pub(crate) fn with<'a, B: Bump<'a>, T: 'static, F: FnOnce() -> T>(
         write_with(DropNode::value_ptr(node), f);
         b.drop_list().link(node)
     };
-    b.publish();
+    if made == Made::Before {
+        b.publish_at(position);
+    } else {
+        b.publish();
+    }
     // Only now, with the value in place and its destructor linked, may the
     // sink (user code) run: a checkpoint it takes must not see the value
     // half made.
@@ -235,24 +275,45 @@ fn raw_deferred<'a, B: Bump<'a>>(
     }
 }
 
-/// `f()` built in the arena without registering its destructor.
+/// `value` put in the arena without registering its destructor
+/// (`alloc_no_drop`).
 ///
 /// # Safety
 /// None for memory safety (leaking is safe); `unsafe` only keeps callers
 /// from using it by accident where a destructor should run. The public
 /// `alloc_no_drop` wrappers are safe.
 #[inline(always)]
-pub(crate) unsafe fn with_no_drop<'a, B: Bump<'a>, T, F: FnOnce() -> T>(
+pub(crate) unsafe fn value_no_drop<'a, B: Bump<'a>, T>(
+    b: B,
+    value: T,
+    mode: Mode,
+) -> Result<&'a mut T, AllocError> {
+    // SAFETY: the caller's contract.
+    unsafe { with_no_drop_in(b, || value, mode, Made::Before) }
+}
+
+/// `f()` built in the arena without registering its destructor.
+///
+/// # Safety
+/// As for [`value_no_drop`].
+#[inline(always)]
+unsafe fn with_no_drop_in<'a, B: Bump<'a>, T, F: FnOnce() -> T>(
     b: B,
     f: F,
     mode: Mode,
+    made: Made,
 ) -> Result<&'a mut T, AllocError> {
     let p = raw(b, Layout::new::<T>(), mode)?.cast::<T>();
+    let position = b.position();
     // SAFETY: `p` is fresh, aligned arena memory for one `T` (or dangling
     // and aligned for a ZST), exclusively ours for `'a`.
     unsafe {
         write_with(p.as_ptr(), f);
-        b.publish();
+        if made == Made::Before {
+            b.publish_at(position);
+        } else {
+            b.publish();
+        }
         Ok(&mut *p.as_ptr())
     }
 }

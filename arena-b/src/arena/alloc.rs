@@ -136,4 +136,14 @@ impl<'a> Bump<'a> for &'a Arena {
     fn publish(self) {
         self.cursor.publish();
     }
+
+    #[inline(always)]
+    fn position(self) -> *mut u8 {
+        self.cursor.ptr()
+    }
+
+    #[inline(always)]
+    fn publish_at(self, position: *mut u8) {
+        self.cursor.publish_at(position);
+    }
 }
