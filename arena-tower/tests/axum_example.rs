@@ -1,13 +1,14 @@
-//! Starts `examples/axum_server.rs` (`cargo run --example axum_server --
-//! --port 0`), reads its address from the `listening on http://...` line,
-//! sends it requests of every kind, checks the answers and the pool's
-//! counters (`GET /stats`), then kills it.
-
-mod common;
+//! The workspace's example server as a user meets it: starts
+//! `examples/axum_server.rs` (`cargo run --example axum_server -- --port 0`
+//! in the workspace root), reads its address from the `listening on
+//! http://...` line, sends it requests of every kind, checks the answers
+//! and the pool's counters (`GET /stats`), then kills it. (The example
+//! belongs to the workspace's root package; this file is left out of the
+//! published crate.)
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -28,7 +29,18 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = common::example("axum_server", &[], args)
+        let mut child = Command::new(env!("CARGO"))
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .args([
+                "run",
+                "--quiet",
+                "-p",
+                "arena-b-workspace",
+                "--example",
+                "axum_server",
+                "--",
+            ])
+            .args(args)
             .env("RUST_LOG", "warn")
             .env_remove("PORT")
             .stdout(Stdio::piped())
