@@ -43,7 +43,7 @@ macro_rules! alloc_api {
             /// # Panics
             /// At the allocation limit (under `LimitPolicy::Unwind` it
             /// unwinds with a `LimitExceeded` instead); calls
-            /// [`handle_alloc_error`](alloc::alloc::handle_alloc_error) if the
+            /// [`handle_alloc_error`](::alloc::alloc::handle_alloc_error) if the
             /// system is out of memory. [`try_alloc`](Self::try_alloc)
             /// returns the error instead.
             ///

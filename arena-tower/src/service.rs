@@ -24,7 +24,7 @@ use crate::pool::{PoolOwner, PoolStats};
 /// [`RequestArena::current`](crate::RequestArena::current) (and in the
 /// request's extensions, with
 /// [`ArenaLayer::request_extension`](crate::ArenaLayer::request_extension)).
-/// `E` says where the response ends (see [`EndAt`]): by default the
+/// `E` says where the response ends (see [`EndAt`](crate::EndAt)): by default the
 /// response passes through unchanged; with
 /// [`ArenaLayer::track_body`](crate::ArenaLayer::track_body) its body is
 /// wrapped in an [`ArenaBody`].
