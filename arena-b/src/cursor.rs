@@ -157,6 +157,15 @@ impl Cursor {
         }
     }
 
+    /// Whether `[old, old + old_size)` ends at the cursor: the one
+    /// comparison that answers most frees (a collection dropped out of
+    /// order is not the last block), inlined where the free is;
+    /// [`resize_last`](Self::resize_last) checks the rest.
+    #[inline(always)]
+    pub(crate) fn ends_at_cursor(&self, old: NonNull<u8>, old_size: usize) -> bool {
+        old.as_ptr().addr().wrapping_add(old_size) == self.ptr.get().addr()
+    }
+
     /// Tries to resize the allocation `[old, old + old_size)` in place;
     /// succeeds only when it is the last allocation of this window and the
     /// new size fits. `window_start` is the start of the chunk the window

@@ -15,6 +15,10 @@ use arena_b::Arena;
 mod mixed;
 use mixed::Aligned16;
 
+#[allow(dead_code)]
+#[path = "../../benches/support/workloads.rs"]
+mod workloads;
+
 const MANY: u64 = 1024;
 
 #[inline(never)]
@@ -126,6 +130,82 @@ fn bumpalo_tls_pool_lease_release() {
     BUMPS.with(|p| p.borrow_mut().push(bump));
 }
 
+// The request handlers' work of `benches/tower.rs`, on a leased
+// `RequestArena` and on the hand-rolled pool's `Bump` (lease and release
+// included in both).
+macro_rules! handler_probes {
+    ($($arena:ident, $pool:ident, $work:ident;)*) => {$(
+        #[inline(never)]
+        fn $arena(layer: &arena_tower::ArenaLayer, body: &str) {
+            let arena = layer.lease();
+            black_box(workloads::$work(body, &arena));
+        }
+
+        #[inline(never)]
+        fn $pool(body: &str) {
+            let mut bump = BUMPS.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+            black_box(workloads::$work(body, &bump));
+            bump.reset();
+            BUMPS.with(|p| p.borrow_mut().push(bump));
+        }
+    )*};
+}
+
+handler_probes! {
+    arena_tower_scratch, bumpalo_tls_pool_scratch, scratch_work;
+    arena_tower_tree, bumpalo_tls_pool_tree, tree_work;
+    arena_tower_csv, bumpalo_tls_pool_csv, parse_work;
+}
+
+/// Polls a future that never waits to completion.
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// An empty GET through an axum router (as `benches/tower.rs`'s
+/// `axum_empty` does): with a no-op layer, the reference, and with
+/// `ArenaLayer`; the difference is the layer's cost per request.
+fn empty_router(arena: Option<&arena_tower::ArenaLayer>) -> axum::Router {
+    async fn empty() {}
+    let router = axum::Router::new().route("/work", axum::routing::get(empty));
+    let router = if let Some(layer) = arena {
+        router.layer(layer.clone())
+    } else {
+        router.layer(tower_layer::Identity::new())
+    };
+    router.with_state(())
+}
+
+fn get_empty(router: &axum::Router) {
+    use tower_service::Service;
+    let request = http::Request::builder()
+        .uri("/work")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = block_on(router.clone().call(request)).unwrap();
+    assert!(response.status().is_success());
+    drop(black_box(response));
+}
+
+#[inline(never)]
+fn axum_identity_empty(router: &axum::Router) {
+    // (A distinct body, so the linker does not fold the two probes.)
+    black_box(1);
+    get_empty(router);
+}
+
+#[inline(never)]
+fn axum_arena_layer_empty(router: &axum::Router) {
+    black_box(2);
+    get_empty(router);
+}
+
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)
@@ -140,7 +220,22 @@ fn main() {
     let mixed_arena = Arena::new();
     let mut mixed_bump = bumpalo::Bump::new();
     let layer = arena_tower::ArenaLayer::new();
+    let scratch = workloads::scratch_body();
+    let tree = workloads::tree_body();
+    let csv = workloads::csv_body();
+    // One layer (one pool) for every arena-tower probe, as in a server: a
+    // thread's cache serves one pool at a time.
+    let identity = empty_router(None);
+    let with_arena = empty_router(Some(&layer));
     for _ in 0..rounds {
+        axum_identity_empty(&identity);
+        axum_arena_layer_empty(&with_arena);
+        arena_tower_scratch(&layer, &scratch);
+        bumpalo_tls_pool_scratch(&scratch);
+        arena_tower_tree(&layer, &tree);
+        bumpalo_tls_pool_tree(&tree);
+        arena_tower_csv(&layer, &csv);
+        bumpalo_tls_pool_csv(&csv);
         arena_tower_lease_release(&layer);
         bumpalo_tls_pool_lease_release();
         arena_alloc_u64(&arena);
