@@ -137,7 +137,22 @@ impl Cursor {
             }
             return None;
         }
-        // The general form: explicit padding, overflow-free for any layout.
+        self.bump_general(layout)
+    }
+
+    /// [`bump`](Self::bump) in its general form only, for layouts known
+    /// only at run time (the `Allocator` interface: collections grow by
+    /// sizes computed as they go), where the fast form's size check is one
+    /// more comparison and, at alignment 1, the general form is one
+    /// subtraction and one comparison.
+    #[inline(always)]
+    pub(crate) fn bump_general(&self, layout: Layout) -> Option<NonNull<u8>> {
+        debug_assert!(layout.size() != 0);
+        let size = layout.size();
+        let align = layout.align();
+        let ptr = self.ptr.get();
+        let end = self.end.get().addr();
+        // Explicit padding, overflow-free for any layout.
         let start = ptr.addr();
         let padding = start.wrapping_neg() & (align - 1);
         // No overflow: `Layout` guarantees `size <= isize::MAX - (align - 1)`.

@@ -244,6 +244,14 @@ impl Arena {
         self.counters.peak.set(self.bytes_allocated());
     }
 
+    /// [`reset_peak`](Self::reset_peak) right after a reset, when nothing
+    /// is allocated.
+    #[inline]
+    pub(crate) fn clear_peak(&self) {
+        debug_assert_eq!(self.bytes_allocated(), 0);
+        self.counters.peak.set(0);
+    }
+
     /// A snapshot of the arena's counters.
     ///
     /// ```

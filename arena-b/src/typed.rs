@@ -121,7 +121,13 @@ fn raw_own<'a, B: Bump<'a>>(b: B, layout: Layout, mode: Mode) -> Result<NonNull<
     if layout.size() == 0 {
         return Ok(dangling(layout.align()));
     }
-    match b.cursor().bump(layout) {
+    // (`mode` is a constant where this is inlined.)
+    let bumped = if matches!(mode, Mode::Allocator) {
+        b.cursor().bump_general(layout)
+    } else {
+        b.cursor().bump(layout)
+    };
+    match bumped {
         Some(p) => Ok(p),
         None => slow_reported(b, layout, mode),
     }

@@ -287,6 +287,7 @@ impl Arena {
     /// assert_eq!(arena.bytes_allocated(), 0);
     /// assert_eq!(arena.capacity(), capacity);
     /// ```
+    #[inline]
     pub fn reset(&mut self) {
         self.note_peak();
         // SAFETY: `&mut self` proves no reference into the arena is alive;

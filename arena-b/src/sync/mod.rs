@@ -521,6 +521,7 @@ impl SyncArena {
     /// arena.alloc_slice_fill_copy(100_000, 0u8);
     /// assert_eq!(arena.reset_for_reuse(64 * 1024, 8), 0); // too big: shrunk
     /// ```
+    #[inline]
     pub fn reset_for_reuse(&mut self, max_capacity: usize, max_threads: usize) -> usize {
         let (mut capacity, mut threads) = (self.shared_buffer_capacity(), 0);
         for shard in self.shards() {
@@ -536,7 +537,8 @@ impl SyncArena {
             // SAFETY: as in `reset`: `&mut self` excludes every other user.
             let arena = unsafe { &mut (*shard).arena };
             arena.reset();
-            arena.reset_peak();
+            // (`reset_peak` after a reset: nothing is allocated.)
+            arena.clear_peak();
         }
         #[cfg(feature = "lockfree")]
         if let Some(buffer) = &mut self.lockfree {
