@@ -10,9 +10,11 @@
 //!   round, robust to this machine's bursts of load), through axum's
 //!   `Router::oneshot`:
 //!   - `axum_empty`: an empty route with a no-op layer
-//!     (`tower::layer::util::Identity`, the reference), with `ArenaLayer`,
-//!     and with `ArenaLayer` and a handler that takes the `RequestArena`
-//!     extractor: the `+ns` column is the layer's cost per request;
+//!     (`tower::layer::util::Identity`, the reference), the same with a
+//!     handler that takes axum's cheapest extractor (`http::Method`: what
+//!     any extractor costs in axum), with `ArenaLayer`, and with
+//!     `ArenaLayer` and a handler that takes the `RequestArena` extractor:
+//!     the `+ns` column is the layer's cost per request;
 //!   - `axum_scratch`, `axum_tree`, `axum_word_count`, `axum_csv`: handlers
 //!     (see `support/workloads.rs`) on `request_arena` (`ArenaLayer` and the
 //!     extractor, the reference), `tls_bump_pool`, `bump_new` (a
@@ -218,11 +220,22 @@ fn axum_empty(plan: ratios::Plan) {
     async fn empty_extract(arena: RequestArena) {
         black_box(&arena);
     }
+    // A handler with an extractor as cheap as axum has (a clone of the
+    // request's method): what any extractor costs in axum, without ours.
+    async fn empty_method(method: http::Method) {
+        black_box(&method);
+    }
     let routers = [
         (
             "identity",
             Router::new()
                 .route("/work", get(empty))
+                .layer(tower::layer::util::Identity::new()),
+        ),
+        (
+            "identity_extract_method",
+            Router::new()
+                .route("/work", get(empty_method))
                 .layer(tower::layer::util::Identity::new()),
         ),
         (

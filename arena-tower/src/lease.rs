@@ -119,7 +119,12 @@ impl Lease {
     /// span the service was called in (the layer sits outside the one that
     /// makes the request's span, such as `TraceLayer`), report in it.
     pub(crate) fn saw_span(&self) {
-        if self.seen_span.get().is_some() {
+        // Without a subscriber interested in anything, no span is current
+        // (as in `current_span`): skip the dispatcher's look-up.
+        if self.seen_span.get().is_some()
+            || tracing::level_filters::LevelFilter::current()
+                == tracing::level_filters::LevelFilter::OFF
+        {
             return;
         }
         let current = tracing::dispatcher::get_default(|d| d.current_span().id().cloned());

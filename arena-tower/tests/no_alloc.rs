@@ -84,6 +84,31 @@ fn a_closed_pool_lets_this_threads_cached_arenas_go_at_its_next_release() {
 }
 
 #[test]
+fn a_closed_pool_lets_this_threads_cached_arenas_go_when_the_thread_serves_another_pool() {
+    // Frees when a new layer first leases on this thread, after a closed
+    // pool left `cached` arenas in this thread's cache.
+    let frees_at_new_pool = |cached: usize| {
+        let layer = ArenaLayer::new();
+        let leases: Vec<_> = (0..cached).map(|_| layer.lease()).collect();
+        for lease in &leases {
+            lease.alloc_slice_fill_copy(100, 1u8);
+        }
+        drop(leases);
+        drop(layer); // the pool closes, its arenas still in this thread's cache
+        let other = ArenaLayer::new();
+        let before = FREES.with(Cell::get);
+        drop(other.lease());
+        FREES.with(Cell::get) - before
+    };
+    let none = frees_at_new_pool(0);
+    let with_three = frees_at_new_pool(3);
+    assert!(
+        with_three >= none + 3,
+        "{with_three} frees with three cached arenas, {none} without: the cached arenas stayed"
+    );
+}
+
+#[test]
 fn a_lease_and_its_release_allocate_nothing_after_warm_up() {
     let layer = ArenaLayer::new();
     let round = || {
@@ -110,6 +135,37 @@ fn a_lease_and_its_release_allocate_nothing_after_warm_up() {
     let stats = layer.pool_stats();
     assert_eq!(stats.in_flight, 0);
     assert!(stats.hits >= 100_000);
+}
+
+#[test]
+fn leases_of_a_few_layers_interleaved_on_one_thread_allocate_nothing_after_warm_up() {
+    // One router per layer, their requests interleaved on one worker: each
+    // layer's pool keeps its own part of the thread's cache, so switching
+    // between them neither allocates nor sends arenas to the shards.
+    let layers: Vec<ArenaLayer> = (0..4).map(|_| ArenaLayer::new()).collect();
+    let round = || {
+        for layer in &layers {
+            let arena = layer.lease();
+            assert_eq!(*arena.alloc(7u64), 7);
+        }
+    };
+    for _ in 0..10 {
+        round();
+    }
+    let before = allocations();
+    for _ in 0..10_000 {
+        round();
+    }
+    assert_eq!(
+        allocations() - before,
+        0,
+        "heap allocations in 10,000 rounds of leases from four layers"
+    );
+    for layer in &layers {
+        let stats = layer.pool_stats();
+        assert_eq!(stats.misses, 1, "one arena per layer: {stats:?}");
+        assert_eq!(stats.retained_arenas, 1, "{stats:?}");
+    }
 }
 
 #[test]

@@ -2,11 +2,13 @@
 //! so that a lease and a release on the same thread take no lock and no
 //! atomic read-modify-write (see the [pool docs](super)).
 //!
-//! A cache serves one pool at a time (the last one this thread leased
-//! from); a lease from another pool moves the cache over, sending its
-//! arenas to their pool's shards. Its arenas are covered by a credit from
-//! the pool's budget, given back when the cache empties, moves over, or
-//! its thread exits.
+//! A cache has a slot for each of the last few pools this thread leased
+//! from ([`POOLS_PER_THREAD`]): a server with a few `ArenaLayer`s (one per
+//! router, say) whose requests interleave on one worker keeps a cache for
+//! each. A lease from yet another pool takes the least recently used slot
+//! over, sending its arenas to their pool's shards. A slot's arenas are
+//! covered by a credit from its pool's budget, given back when the slot
+//! empties, is taken over, or its thread exits.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -14,13 +16,21 @@ use std::sync::Arc;
 use super::{add_own, Counters, Idle, Pool};
 use crate::lease_ref::LeaseBox;
 
+/// Pools a thread's cache serves at once.
+pub(crate) const POOLS_PER_THREAD: usize = 4;
+
 struct Bound {
     pool: Arc<Pool>,
     counters: Arc<Counters>,
 }
 
-/// One thread's cache.
+/// One thread's cache: a slot per pool, the most recently used first.
 struct ThreadCache {
+    slots: [Slot; POOLS_PER_THREAD],
+}
+
+/// The part of a thread's cache that serves one pool.
+struct Slot {
     bound: Option<Bound>,
     /// Idle arenas of `bound.pool`, the most recently released last.
     idle: Vec<Idle>,
@@ -30,9 +40,18 @@ struct ThreadCache {
     credit: usize,
 }
 
+impl Slot {
+    const EMPTY: Slot = Slot {
+        bound: None,
+        idle: Vec::new(),
+        cached: 0,
+        credit: 0,
+    };
+}
+
 thread_local! {
     static CACHE: RefCell<ThreadCache> = const {
-        RefCell::new(ThreadCache { bound: None, idle: Vec::new(), cached: 0, credit: 0 })
+        RefCell::new(ThreadCache { slots: [Slot::EMPTY; POOLS_PER_THREAD] })
     };
 }
 
@@ -59,7 +78,10 @@ pub(super) fn put(pool: Arc<Pool>, idle: Idle) -> Result<(), (Arc<Pool>, Idle)> 
     let _ = CACHE.try_with(|cache| {
         if let Ok(mut cache) = cache.try_borrow_mut() {
             if let Some((pool, idle)) = slot.take() {
-                slot = cache.put(pool, idle).err();
+                slot = match cache.serving(&pool) {
+                    Some(at) => at.put(pool, idle).err(),
+                    None => Some((pool, idle)),
+                };
             }
         }
     });
@@ -69,39 +91,80 @@ pub(super) fn put(pool: Arc<Pool>, idle: Idle) -> Result<(), (Arc<Pool>, Idle)> 
     }
 }
 
-/// Empties this thread's cache if it serves `pool` (which has closed).
+/// Empties this thread's slot for `pool` (which has closed), if any.
 #[cold]
 pub(super) fn forget(pool: &Arc<Pool>) {
     let _ = CACHE.try_with(|cache| {
         if let Ok(mut cache) = cache.try_borrow_mut() {
-            if cache.serves(pool) {
-                cache.unbind();
+            if let Some(slot) = cache.serving(pool) {
+                slot.unbind();
             }
         }
     });
 }
 
 impl ThreadCache {
+    /// The slot that serves `pool`, if any.
+    #[inline]
+    fn serving(&mut self, pool: &Arc<Pool>) -> Option<&mut Slot> {
+        self.slots.iter_mut().find(|slot| slot.serves(pool))
+    }
+
+    #[inline]
+    fn lease(&mut self, pool: &Arc<Pool>) -> (LeaseBox, bool) {
+        if !self.slots[0].serves(pool) {
+            self.bring_to_front(pool);
+        }
+        self.slots[0].lease(pool)
+    }
+
+    /// Makes the first slot serve `pool`, keeping the slots in the order
+    /// they were last used in: `pool`'s slot if it has one, else an unused
+    /// one, else the least recently used one (the last), whose arenas go to
+    /// their pool's shards. Slots of pools that have closed let their
+    /// arenas go first.
+    #[cold]
+    fn bring_to_front(&mut self, pool: &Arc<Pool>) {
+        let at = match self.slots.iter().position(|slot| slot.serves(pool)) {
+            Some(at) => at,
+            None => {
+                for slot in &mut self.slots {
+                    if slot.bound.as_ref().is_some_and(|b| b.pool.is_closed()) {
+                        slot.unbind();
+                    }
+                }
+                let at = self
+                    .slots
+                    .iter()
+                    .position(|slot| slot.bound.is_none())
+                    .unwrap_or(POOLS_PER_THREAD - 1);
+                self.slots[at].bind(pool);
+                at
+            }
+        };
+        self.slots[..=at].rotate_right(1);
+    }
+}
+
+impl Slot {
     fn serves(&self, pool: &Arc<Pool>) -> bool {
         self.bound
             .as_ref()
             .is_some_and(|b| Arc::ptr_eq(&b.pool, pool))
     }
 
+    /// A lease from this slot, which serves `pool`. (A pool leases only
+    /// while a layer or service owns it: never closed here.)
     #[inline]
     fn lease(&mut self, pool: &Arc<Pool>) -> (LeaseBox, bool) {
-        // (A pool leases only while a layer or service owns it: never closed here.)
-        if !self.serves(pool) {
-            self.bind(pool);
-        }
-        let ThreadCache {
+        let Slot {
             bound: Some(bound),
             idle,
             cached,
             credit,
         } = self
         else {
-            unreachable!("arena-tower: the cache was just bound")
+            unreachable!("arena-tower: a slot leases only once bound")
         };
         let found = match idle.pop() {
             Some(idle) => {
@@ -216,7 +279,7 @@ impl ThreadCache {
     }
 }
 
-impl Drop for ThreadCache {
+impl Drop for Slot {
     fn drop(&mut self) {
         self.unbind();
     }

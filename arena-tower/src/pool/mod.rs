@@ -10,12 +10,15 @@
 //! [`LOCAL_ARENAS`], most recently used first: its memory is warm in the
 //! CPU's cache) and a release pushes to it: no lock, no atomic
 //! read-modify-write, no allocation. Its counters are the thread's own
-//! (written by it alone, summed by [`PoolStats`]).
+//! (written by it alone, summed by [`PoolStats`]). A thread keeps such a
+//! cache for each of the last few pools it served
+//! ([`local::POOLS_PER_THREAD`]), so that requests of a few layers (one
+//! per router) interleaving on one worker each find theirs.
 //!
 //! # Why shards behind it
 //! A task moves between workers, so a request may end on another thread
 //! than the one it started on: arenas drift. A release that finds its
-//! thread's cache full (or the thread serving another pool) pushes to the
+//! thread's cache full (or serving other pools) pushes to the
 //! thread's shard, a stack behind a mutex held only for a push or a pop;
 //! a lease that finds its cache empty pops its shard, then steals from the
 //! others, before it builds a new arena. Threads are given shards
@@ -37,8 +40,8 @@
 //! the release, so the release clones nothing); the cycle is broken by
 //! [`Pool::close`] when the last layer and service are dropped
 //! ([`PoolOwner`]): the shards are emptied at once, and each thread's cache
-//! when that thread next releases an arena of it, leases from another
-//! pool, or exits.
+//! of it when that thread next releases an arena of it, starts serving
+//! another pool, or exits.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -111,6 +114,10 @@ pub(crate) struct Pool {
     slack: usize,
     /// The most arenas a thread cache holds.
     local_arenas: usize,
+    /// An arena that owns more bytes of chunks, or parts for more threads,
+    /// is shrunk before it is pooled (from `config`, computed once).
+    max_arena_bytes: usize,
+    max_arena_threads: usize,
     shards: Box<[Shard]>,
     /// Counts of the shared paths, and of thread caches that went away.
     shared: Counters,
@@ -169,6 +176,10 @@ impl Pool {
             budget: AtomicUsize::new(config.max_retained_bytes),
             slack,
             local_arenas,
+            max_arena_bytes: config
+                .max_retained_arena_bytes
+                .min(config.max_retained_bytes),
+            max_arena_threads: config.max_threads(),
             shards,
             shared: Counters::default(),
             threads: Mutex::default(),
@@ -320,10 +331,7 @@ impl Pool {
         // for more threads than the pool's workers (a handler that touched
         // it from short-lived threads), forgets them all; the next request's
         // `peak_bytes` is its own.
-        let max_capacity = config
-            .max_retained_arena_bytes
-            .min(config.max_retained_bytes);
-        let capacity = arena.reset_for_reuse(max_capacity, config.max_threads());
+        let capacity = arena.reset_for_reuse(self.max_arena_bytes, self.max_arena_threads);
         Some(Idle { lease, capacity })
     }
 
