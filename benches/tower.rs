@@ -33,12 +33,13 @@
 
 #[path = "support/global.rs"]
 mod global;
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/ratios.rs"]
 mod ratios;
 #[path = "support/workloads.rs"]
 mod workloads;
 
-use std::cell::RefCell;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -52,37 +53,12 @@ use criterion::Criterion;
 use http::Request;
 use tower::ServiceExt;
 
+use harness::{block_on, with_pooled_bump};
 use workloads::{csv_body, parse_work, scratch_body, scratch_work, tree_body, tree_work};
 use workloads::{word_count_work, TEXT};
 
 #[global_allocator]
 static GLOBAL: global::Switch = global::Switch;
-
-/// Polls a future that never waits to completion.
-fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-}
-
-thread_local! {
-    /// The hand-rolled pool: idle `Bump`s of this thread.
-    static BUMPS: RefCell<Vec<bumpalo::Bump>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on a `Bump` from this thread's hand-rolled pool, then resets it
-/// and gives it back, as a user without arena-tower would.
-fn with_pooled_bump<R>(f: impl FnOnce(&bumpalo::Bump) -> R) -> R {
-    let mut bump = BUMPS.with(|p| p.borrow_mut().pop()).unwrap_or_default();
-    let out = f(&bump);
-    bump.reset();
-    BUMPS.with(|p| p.borrow_mut().push(bump));
-    out
-}
 
 fn group<'a>(
     c: &'a mut Criterion,

@@ -15,9 +15,12 @@ use arena_b::Arena;
 mod mixed;
 use mixed::Aligned16;
 
+#[path = "../../benches/support/harness.rs"]
+mod harness;
 #[allow(dead_code)]
 #[path = "../../benches/support/workloads.rs"]
 mod workloads;
+use harness::{block_on, with_pooled_bump};
 
 const MANY: u64 = 1024;
 
@@ -117,17 +120,11 @@ fn arena_tower_lease_release(layer: &arena_tower::ArenaLayer) {
     black_box(arena.alloc(black_box(1u64)));
 }
 
-thread_local! {
-    /// The hand-rolled pool users write instead of `ArenaLayer`.
-    static BUMPS: std::cell::RefCell<Vec<bumpalo::Bump>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 #[inline(never)]
 fn bumpalo_tls_pool_lease_release() {
-    let mut bump = BUMPS.with(|p| p.borrow_mut().pop()).unwrap_or_default();
-    black_box(bump.alloc(black_box(1u64)));
-    bump.reset();
-    BUMPS.with(|p| p.borrow_mut().push(bump));
+    with_pooled_bump(|bump| {
+        black_box(bump.alloc(black_box(1u64)));
+    });
 }
 
 // The request handlers' work of `benches/tower.rs`, on a leased
@@ -143,10 +140,7 @@ macro_rules! handler_probes {
 
         #[inline(never)]
         fn $pool(body: &str) {
-            let mut bump = BUMPS.with(|p| p.borrow_mut().pop()).unwrap_or_default();
-            black_box(workloads::$work(body, &bump));
-            bump.reset();
-            BUMPS.with(|p| p.borrow_mut().push(bump));
+            with_pooled_bump(|bump| black_box(workloads::$work(body, bump)));
         }
     )*};
 }
@@ -155,17 +149,6 @@ handler_probes! {
     arena_tower_scratch, bumpalo_tls_pool_scratch, scratch_work;
     arena_tower_tree, bumpalo_tls_pool_tree, tree_work;
     arena_tower_csv, bumpalo_tls_pool_csv, parse_work;
-}
-
-/// Polls a future that never waits to completion.
-fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
 }
 
 /// An empty GET through an axum router (as `benches/tower.rs`'s
