@@ -325,9 +325,17 @@ impl<E> ArenaLayer<E> {
     }
 
     /// The largest arena (bytes of chunks, over all its threads' parts) the
-    /// pool keeps as is (default 256 KiB). A bigger one gives all its
-    /// chunks back to the system (`SyncArena::reset_and_shrink`) before it
-    /// is pooled.
+    /// pool keeps as is (default 256 KiB, and never more than half of
+    /// [`max_request_bytes`](Self::max_request_bytes)). A bigger one gives
+    /// all its chunks back to the system (`SyncArena::reset_and_shrink`)
+    /// before it is pooled.
+    ///
+    /// Why the half: the byte limit counts chunks, and a request that moves
+    /// into a pooled arena's idle chunk is charged the whole chunk, however
+    /// little of it the request uses. An arena kept at up to half the limit
+    /// leaves the request at least the other half for chunks of its own (on
+    /// another thread, after its task moved), so a request that a fresh
+    /// arena serves is not refused on a pooled one.
     #[track_caller]
     pub fn max_retained_arena_bytes(self, bytes: usize) -> ArenaLayer<E> {
         self.set(|c| c.max_retained_arena_bytes = bytes)

@@ -106,3 +106,47 @@ fn the_default_cap_is_64_mib_at_any_core_count() {
         );
     }
 }
+
+#[test]
+fn snapshots_stay_within_the_cap_while_a_threads_slot_is_taken_over() {
+    // Five layers on this thread, four slots: every round, the slot of `a`
+    // (the least recently used) is taken over and its arenas go to `a`'s
+    // shard while another thread reads `a`'s stats.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let cap = 64 * 1024;
+    let a = ArenaLayer::new().max_retained_bytes(cap).shards(1);
+    let others: Vec<ArenaLayer> = (0..4).map(|_| ArenaLayer::new()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (a, stop) = (a.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut worst = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let stats = a.pool_stats();
+                if stats.retained_bytes > stats.retained_bytes_cap {
+                    worst = worst.max(stats.retained_bytes);
+                }
+            }
+            worst
+        })
+    };
+    let rounds = if cfg!(miri) { 10 } else { 5_000 };
+    for _ in 0..rounds {
+        let leases: Vec<_> = (0..4).map(|_| a.lease()).collect();
+        for lease in &leases {
+            lease.alloc_slice_fill_copy(12_000, 1u8);
+        }
+        drop(leases);
+        for other in &others {
+            drop(other.lease());
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let worst = watcher.join().unwrap();
+    assert_eq!(
+        worst, 0,
+        "retained_bytes reached {worst} over the cap {cap}"
+    );
+    assert!(a.pool_stats().retained_bytes <= cap);
+}

@@ -384,3 +384,35 @@ fn a_destructor_over_the_limit_after_the_answer_gets_the_limit_status() {
     );
     assert_eq!(status_of_greedy(16, 16), StatusCode::OK);
 }
+
+/// `bytes` in slices of 1,000 on this thread.
+fn fill(arena: &RequestArena, bytes: usize) -> Result<(), String> {
+    for done in (0..bytes).step_by(1000) {
+        arena
+            .try_alloc_slice_fill_copy(1000, 2u8)
+            .map_err(|e| format!("after {done} bytes: {e}"))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_pooled_arena_serves_what_a_fresh_one_does() {
+    // The second request allocates 9 KB here and 12 KB on another thread
+    // (its task moved), 21 KB under a 64 KiB limit. After a first request
+    // of 50 KB, its pooled arena kept a 48 KiB chunk that the second
+    // request, charged for the whole chunk once it moves in, would leave
+    // too little of the limit to for the other thread's first chunk: the
+    // pool keeps arenas up to half the limit only.
+    let second = |arena: &RequestArena| -> Result<(), String> {
+        fill(arena, 9_000)?;
+        let other = arena.clone();
+        std::thread::scope(|s| s.spawn(move || fill(&other, 12_000)).join().unwrap())
+    };
+    let layer = ArenaLayer::new().max_request_bytes(64 * 1024).shards(1);
+    assert_eq!(second(&layer.lease()), Ok(()), "on a fresh arena");
+    let layer = ArenaLayer::new().max_request_bytes(64 * 1024).shards(1);
+    let first = layer.lease();
+    fill(&first, 50_000).unwrap();
+    drop(first);
+    assert_eq!(second(&layer.lease()), Ok(()), "on the pooled arena");
+}

@@ -261,20 +261,25 @@ impl Slot {
         let Some(Bound { pool, counters }) = self.bound.take() else {
             return;
         };
-        for idle in std::mem::take(&mut self.idle) {
-            // Its share of the credit goes with it.
-            self.credit -= idle.capacity;
-            self.cached -= idle.capacity;
-            pool.push_shard(idle, true);
-        }
-        pool.give_back(self.credit);
-        self.credit = 0;
+        // The gauges first: `PoolStats` would otherwise count the arenas
+        // here and in the shards at once, over the cap.
         counters
             .idle_arenas
             .store(0, std::sync::atomic::Ordering::Relaxed);
         counters
             .idle_bytes
             .store(0, std::sync::atomic::Ordering::Relaxed);
+        // (The vector's capacity stays, for the slot's next pool.)
+        let mut idle = std::mem::take(&mut self.idle);
+        for arena in idle.drain(..) {
+            // Its share of the credit goes with it.
+            self.credit -= arena.capacity;
+            self.cached -= arena.capacity;
+            pool.push_shard(arena, true);
+        }
+        self.idle = idle;
+        pool.give_back(self.credit);
+        self.credit = 0;
         pool.retire(&counters);
     }
 }

@@ -176,9 +176,15 @@ impl Pool {
             budget: AtomicUsize::new(config.max_retained_bytes),
             slack,
             local_arenas,
+            // Half the request limit at most: see `max_retained_arena_bytes`.
             max_arena_bytes: config
                 .max_retained_arena_bytes
-                .min(config.max_retained_bytes),
+                .min(config.max_retained_bytes)
+                .min(
+                    config
+                        .max_request_bytes
+                        .map_or(usize::MAX, |limit| limit / 2),
+                ),
             max_arena_threads: config.max_threads(),
             shards,
             shared: Counters::default(),
@@ -400,6 +406,10 @@ impl Pool {
             stats.retained_arenas += shard.arenas.len();
             stats.retained_bytes += shard.bytes;
         }
+        // An arena moving between a thread cache and a shard while the sums
+        // run can be counted on both sides; the budget keeps the pool itself
+        // within the cap, so the snapshot is too.
+        stats.retained_bytes = stats.retained_bytes.min(stats.retained_bytes_cap);
         stats.leases = stats.hits + stats.misses;
         stats.in_flight = usize::try_from(stats.leases.saturating_sub(releases)).unwrap_or(0);
         stats
@@ -448,7 +458,10 @@ pub struct PoolStats {
     pub in_flight: usize,
     /// Arenas in the pool (thread caches and shards).
     pub retained_arenas: usize,
-    /// Bytes of chunks owned by the arenas in the pool.
+    /// Bytes of chunks owned by the arenas in the pool (a snapshot: an
+    /// arena moving between a thread's cache and a shard meanwhile may be
+    /// counted twice or not at all; never reported above the cap, which
+    /// the pool never exceeds).
     pub retained_bytes: usize,
     /// The most `retained_bytes` can be:
     /// [`max_retained_bytes`](crate::ArenaLayer::max_retained_bytes).
