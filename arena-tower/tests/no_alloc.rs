@@ -109,6 +109,28 @@ fn a_closed_pool_lets_this_threads_cached_arenas_go_when_the_thread_serves_anoth
 }
 
 #[test]
+fn a_closed_pool_lets_this_threads_cached_arenas_go_when_the_thread_switches_pools() {
+    // `b` has a slot before `a` closes; leasing from `b` again (a switch
+    // from `a`'s slot to `b`'s) lets `a`'s cached arenas go.
+    let b = ArenaLayer::new();
+    drop(b.lease());
+    let a = ArenaLayer::new();
+    let leases: Vec<_> = (0..3).map(|_| a.lease()).collect();
+    for lease in &leases {
+        lease.alloc_slice_fill_copy(100, 1u8);
+    }
+    drop(leases);
+    drop(a); // the pool closes, three arenas in this thread's cache
+    let before = FREES.with(Cell::get);
+    drop(b.lease());
+    let frees = FREES.with(Cell::get) - before;
+    assert!(
+        frees >= 3,
+        "{frees} frees: the closed pool's cached arenas stayed"
+    );
+}
+
+#[test]
 fn a_lease_and_its_release_allocate_nothing_after_warm_up() {
     let layer = ArenaLayer::new();
     let round = || {

@@ -122,17 +122,17 @@ impl ThreadCache {
     /// they were last used in: `pool`'s slot if it has one, else an unused
     /// one, else the least recently used one (the last), whose arenas go to
     /// their pool's shards. Slots of pools that have closed let their
-    /// arenas go first.
+    /// arenas go first (so they go whenever the thread switches pools).
     #[cold]
     fn bring_to_front(&mut self, pool: &Arc<Pool>) {
+        for slot in &mut self.slots {
+            if slot.bound.as_ref().is_some_and(|b| b.pool.is_closed()) {
+                slot.unbind();
+            }
+        }
         let at = match self.slots.iter().position(|slot| slot.serves(pool)) {
             Some(at) => at,
             None => {
-                for slot in &mut self.slots {
-                    if slot.bound.as_ref().is_some_and(|b| b.pool.is_closed()) {
-                        slot.unbind();
-                    }
-                }
                 let at = self
                     .slots
                     .iter()

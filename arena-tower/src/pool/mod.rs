@@ -40,8 +40,8 @@
 //! the release, so the release clones nothing); the cycle is broken by
 //! [`Pool::close`] when the last layer and service are dropped
 //! ([`PoolOwner`]): the shards are emptied at once, and each thread's cache
-//! of it when that thread next releases an arena of it, starts serving
-//! another pool, or exits.
+//! of it when that thread next releases an arena of it, switches from one
+//! pool to another, or exits.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
