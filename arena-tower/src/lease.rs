@@ -119,12 +119,9 @@ impl Lease {
     /// span the service was called in (the layer sits outside the one that
     /// makes the request's span, such as `TraceLayer`), report in it.
     pub(crate) fn saw_span(&self) {
-        // Without a subscriber interested in anything, no span is current
-        // (as in `current_span`): skip the dispatcher's look-up.
-        if self.seen_span.get().is_some()
-            || tracing::level_filters::LevelFilter::current()
-                == tracing::level_filters::LevelFilter::OFF
-        {
+        // Without a listener no span is current: skip the dispatcher's
+        // look-up.
+        if self.seen_span.get().is_some() || !anyone_listens() {
             return;
         }
         let current = tracing::dispatcher::get_default(|d| d.current_span().id().cloned());
@@ -291,13 +288,19 @@ impl Lease {
     }
 }
 
-/// The span current when a request starts, in which its release reports.
-/// Without any subscriber interested in anything (the global level filter
-/// is `OFF`), no span can record or be entered: `None` skips the look-up.
+/// The span current when a request starts, in which its release reports;
+/// `None`, skipping the look-up, when no subscriber listens.
 #[inline]
 pub(crate) fn current_span() -> Option<tracing::Span> {
+    anyone_listens().then(tracing::Span::current)
+}
+
+/// Whether any subscriber is interested in anything (the global level
+/// filter is not `OFF`): without one, no span can record or be entered.
+#[inline]
+fn anyone_listens() -> bool {
     use tracing::level_filters::LevelFilter;
-    (LevelFilter::current() != LevelFilter::OFF).then(tracing::Span::current)
+    LevelFilter::current() != LevelFilter::OFF
 }
 
 /// Runs `f`, which emits `tracing` events from a place where a panic must
