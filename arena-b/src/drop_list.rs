@@ -172,7 +172,21 @@ impl DropList {
     /// `mark` must be null or a header still linked in this list, and every
     /// value linked after it must be about to be freed (nobody may use it
     /// afterwards).
+    #[inline]
     pub(crate) unsafe fn run_until(&self, mark: DropMark) {
+        // Most resets and rewinds have nothing to drop: no call for them.
+        if self.head.get() != mark {
+            // SAFETY: the caller's promise, passed on.
+            unsafe { self.run_until_slow(mark) }
+        }
+    }
+
+    /// [`run_until`](Self::run_until)'s loop, out of line.
+    ///
+    /// # Safety
+    /// As for `run_until`.
+    #[inline(never)]
+    unsafe fn run_until_slow(&self, mark: DropMark) {
         loop {
             let head = self.head.get();
             if head == mark {

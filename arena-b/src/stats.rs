@@ -245,7 +245,8 @@ impl Arena {
     }
 
     /// [`reset_peak`](Self::reset_peak) right after a reset, when nothing
-    /// is allocated.
+    /// is allocated (a `SyncArena`'s reuse).
+    #[cfg(feature = "std")]
     #[inline]
     pub(crate) fn clear_peak(&self) {
         debug_assert_eq!(self.bytes_allocated(), 0);

@@ -307,10 +307,16 @@ impl Arena {
     /// another's allocations. The cursor leaves the first chunk too (the
     /// state of a new arena), so that the next allocation goes through
     /// `grow`, which takes a chunk's bytes again before using it.
+    #[inline]
     pub(crate) fn unbudget_idle_chunks(&self) {
-        let Some(shared) = self.config.shared_limit() else {
-            return;
-        };
+        // Only the parts of a `SyncArena` with a limit budget their chunks.
+        if let Some(shared) = self.config.shared_limit() {
+            self.unbudget_idle_chunks_from(shared);
+        }
+    }
+
+    #[inline(never)]
+    fn unbudget_idle_chunks_from(&self, shared: &crate::builder::SharedLimit) {
         let mut chunks = self.chunks.borrow_mut();
         for chunk in chunks.iter_mut().filter(|c| c.budgeted) {
             chunk.budgeted = false;

@@ -290,6 +290,13 @@ impl Arena {
     #[inline]
     pub fn reset(&mut self) {
         self.note_peak();
+        self.reset_unsampled();
+    }
+
+    /// [`reset`](Self::reset) without sampling the peak first: for a
+    /// `SyncArena`'s reuse, which clears the peak right after.
+    #[inline(always)]
+    pub(crate) fn reset_unsampled(&mut self) {
         // SAFETY: `&mut self` proves no reference into the arena is alive;
         // null is the bottom of the list.
         unsafe { self.drops.run_until(core::ptr::null_mut()) };

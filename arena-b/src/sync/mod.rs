@@ -523,26 +523,26 @@ impl SyncArena {
     /// ```
     #[inline]
     pub fn reset_for_reuse(&mut self, max_capacity: usize, max_threads: usize) -> usize {
-        let (mut capacity, mut threads) = (self.shared_buffer_capacity(), 0);
-        for shard in self.shards() {
-            capacity += shard.arena.capacity_shared();
-            threads += 1;
-        }
-        if capacity > max_capacity || threads > max_threads {
-            self.reset_and_shrink();
-            return self.capacity();
-        }
         self.shared_ref().limit_unwinds.store(0, Ordering::Relaxed);
+        let (mut capacity, mut threads) = (self.shared_buffer_capacity(), 0);
         for shard in self.shard_ptrs() {
             // SAFETY: as in `reset`: `&mut self` excludes every other user.
             let arena = unsafe { &mut (*shard).arena };
-            arena.reset();
-            // (`reset_peak` after a reset: nothing is allocated.)
+            // Resetting keeps the chunks: the capacity is the same after.
+            // The peak is cleared, so not sampled first.
+            arena.reset_unsampled();
             arena.clear_peak();
+            capacity += arena.capacity_shared();
+            threads += 1;
         }
         #[cfg(feature = "lockfree")]
         if let Some(buffer) = &mut self.lockfree {
             buffer.reset();
+        }
+        if capacity > max_capacity || threads > max_threads {
+            // Everything is reset already: this only gives chunks back.
+            self.reset_and_shrink();
+            return self.capacity();
         }
         capacity
     }

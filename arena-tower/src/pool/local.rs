@@ -191,16 +191,15 @@ impl Slot {
         out
     }
 
-    /// Pools `idle` of `pool` here, or gives both back.
+    /// Pools `idle` of `pool` here (a slot that serves `pool`, found by
+    /// `ThreadCache::serving`), or gives both back.
     #[inline]
     fn put(&mut self, pool: Arc<Pool>, mut idle: Idle) -> Result<(), (Arc<Pool>, Idle)> {
         let Some(bound) = &self.bound else {
             return Err((pool, idle));
         };
-        if !Arc::ptr_eq(&bound.pool, &pool)
-            || self.idle.len() >= pool.local_arenas
-            || pool.is_closed()
-        {
+        debug_assert!(Arc::ptr_eq(&bound.pool, &pool), "a slot of another pool");
+        if self.idle.len() >= pool.local_arenas || pool.is_closed() {
             return Err((pool, idle));
         }
         let needed = self.cached + idle.capacity;
