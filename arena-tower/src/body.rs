@@ -1,7 +1,6 @@
 //! [`ArenaBody`]: the response body that marks the end of the request.
 
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -11,7 +10,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::end::{End, EndGuard};
-use crate::future::{drop_catching_limit, limit_or_resume};
+use crate::future::{catch_limit_unwind, drop_catching_limit, limit_or_resume};
 use crate::handle::RequestArena;
 
 /// The error type of [`ArenaBody`]: the inner body's error, boxed, or an
@@ -82,15 +81,20 @@ pin_project! {
 
 impl<B: Body> ArenaBody<B> {
     /// Wraps the body of `response`, which belongs to the request of
-    /// `handle`.
-    pub(crate) fn wrap(response: Response<B>, handle: RequestArena) -> Response<ArenaBody<B>> {
+    /// `handle`; `catch`: its arena can unwind with its limit
+    /// ([`EndGuard::catches_limits`]).
+    pub(crate) fn wrap(
+        response: Response<B>,
+        handle: RequestArena,
+        catch: bool,
+    ) -> Response<ArenaBody<B>> {
         let declared = response
             .headers()
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         response.map(|body| {
             let remaining = declared.or_else(|| body.size_hint().exact());
-            let mut guard = EndGuard::new(handle, End::BodyDropped);
+            let mut guard = EndGuard::new(handle, End::BodyDropped, catch);
             if body.is_end_stream() || remaining == Some(0) {
                 // An empty body may never be polled: it has ended already.
                 guard.end(End::Finished);
@@ -164,13 +168,15 @@ where
         };
         // A stream that allocates its chunks in the arena can hit the
         // limit here, inside hyper, out of reach of any `CatchPanicLayer`.
-        let frame = match catch_unwind(AssertUnwindSafe(|| body.as_mut().poll_frame(cx))) {
+        let catch = this.guard.catches_limits();
+        let frame = match catch_limit_unwind(catch, || body.as_mut().poll_frame(cx)) {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(frame)) => frame,
             Err(payload) => {
                 let limit = limit_or_resume(payload, this.guard);
                 // The inner body is not polled again; drop it (and its handles).
-                if drop_catching_limit(this.kind.as_mut(), Kind::Empty, this.guard).is_some() {
+                if drop_catching_limit(this.kind.as_mut(), Kind::Empty, this.guard, catch).is_some()
+                {
                     this.guard.caught_limit();
                 }
                 this.guard.over_limit(&limit, true);

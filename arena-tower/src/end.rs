@@ -83,14 +83,20 @@ impl End {
 pub(crate) struct EndGuard {
     handle: Option<RequestArena>,
     ended: bool,
+    /// The request's arena can unwind with its limit: its owner catches
+    /// the unwinds of what it wraps ([`catch_limit_unwind`]).
+    ///
+    /// [`catch_limit_unwind`]: crate::future::catch_limit_unwind
+    catch: bool,
     on_drop: End,
 }
 
 impl EndGuard {
-    pub(crate) fn new(handle: RequestArena, on_drop: End) -> EndGuard {
+    pub(crate) fn new(handle: RequestArena, on_drop: End, catch: bool) -> EndGuard {
         EndGuard {
             handle: Some(handle),
             ended: false,
+            catch,
             on_drop,
         }
     }
@@ -101,6 +107,7 @@ impl EndGuard {
         EndGuard {
             handle: None,
             ended: true,
+            catch: false,
             on_drop: End::Finished,
         }
     }
@@ -108,6 +115,13 @@ impl EndGuard {
     /// The request's arena, while this guard holds its handle.
     pub(crate) fn arena(&self) -> Option<&arena_b::SyncArena> {
         self.handle.as_ref().map(|h| h.arena())
+    }
+
+    /// Whether the request's arena can unwind with its limit, so that what
+    /// this guard's owner wraps runs under `catch_unwind`.
+    #[inline]
+    pub(crate) fn catches_limits(&self) -> bool {
+        self.catch
     }
 
     /// The request's handle, while this guard holds it.

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use arena_b::LimitExceeded;
 use http::Response;
@@ -90,6 +90,21 @@ pub(crate) fn limit_or_resume(
     }
 }
 
+/// Runs `f`, catching its unwind if `catch` (the request's arena can
+/// unwind with its limit, [`Config::unwinds_at_limit`]); otherwise a panic
+/// unwinds through, as it would after `limit_or_resume` anyway, without
+/// the cost of a catch (the moves in and out of it).
+///
+/// [`Config::unwinds_at_limit`]: crate::pool::Config::unwinds_at_limit
+#[inline(always)]
+pub(crate) fn catch_limit_unwind<R>(catch: bool, f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    if catch {
+        catch_unwind(AssertUnwindSafe(f))
+    } else {
+        Ok(f())
+    }
+}
+
 /// Replaces the value in `slot` by `empty`, catching a limit unwind of
 /// the old value's destructors (one that allocates past the limit once the
 /// first unwind is caught, when nothing unwinds any more): the slot holds
@@ -99,53 +114,53 @@ pub(crate) fn drop_catching_limit<T>(
     slot: Pin<&mut T>,
     empty: T,
     guard: &EndGuard,
+    catch: bool,
 ) -> Option<LimitExceeded> {
-    catch_unwind(AssertUnwindSafe(move || {
+    catch_limit_unwind(catch, move || {
         let mut slot = slot;
         slot.set(empty)
-    }))
+    })
     .err()
     .map(|payload| limit_or_resume(payload, guard))
 }
 
-/// What the inner future came to.
-enum Outcome<T> {
-    /// Its output; on an error, the end is recorded already.
-    Output(T),
-    /// It hit the byte limit: answer with this status (the end is recorded).
-    OverLimit(http::StatusCode),
-}
-
 /// Polls the inner future of a [`ResponseFuture`] with the request as the
-/// thread's current one, catching its limit unwinds.
-fn poll_inner<F, T, Er>(
+/// thread's current one, catching its limit unwinds. Its output goes
+/// through `respond` (with the guard, to record the end); a request over
+/// its byte limit gets `Ok(over_limit(status))`, the end recorded. (Two
+/// closures rather than an enum of outcomes: the response is moved once.)
+#[inline]
+fn poll_inner<F, T, Er, U>(
     mut state: Pin<&mut State<F>>,
     guard: &mut EndGuard,
     cx: &mut Context<'_>,
-) -> Poll<Outcome<Result<T, Er>>>
+    respond: impl FnOnce(Result<T, Er>, &mut EndGuard) -> Result<U, Er>,
+    over_limit: impl FnOnce(http::StatusCode) -> U,
+) -> Poll<Result<U, Er>>
 where
     F: Future<Output = Result<T, Er>>,
 {
+    let catch = guard.catches_limits();
     let limit = match state.as_mut().project() {
         StateProj::Running { inner } => {
             // The handler is not polled again after an unwind: its future is
             // dropped below.
             let polled = current::with_current(guard.handle(), || {
-                catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
+                catch_limit_unwind(catch, || inner.poll(cx))
             });
             match polled {
                 Ok(Poll::Pending) => return Poll::Pending,
                 Ok(Poll::Ready(result)) => {
-                    if let Some(limit) = drop_catching_limit(state, State::Done, guard) {
+                    if let Some(limit) = drop_catching_limit(state, State::Done, guard, catch) {
                         // Its destructors went over the limit: so did the
                         // request.
                         drop(result);
-                        return Poll::Ready(Outcome::OverLimit(guard.over_limit(&limit, false)));
+                        return Poll::Ready(Ok(over_limit(guard.over_limit(&limit, false))));
                     }
                     if result.is_err() {
                         guard.end(End::HandlerFailed);
                     }
-                    return Poll::Ready(Outcome::Output(result));
+                    return Poll::Ready(respond(result, guard));
                 }
                 Err(payload) => limit_or_resume(payload, guard),
             }
@@ -155,10 +170,17 @@ where
     };
     // Drop the handler's future (and the handles it holds) before the
     // end, so the arena goes back as soon as the guard lets go.
-    if drop_catching_limit(state, State::Done, guard).is_some() {
+    if drop_catching_limit(state, State::Done, guard, catch).is_some() {
         guard.caught_limit();
     }
-    Poll::Ready(Outcome::OverLimit(guard.over_limit(&limit, false)))
+    Poll::Ready(Ok(over_limit(guard.over_limit(&limit, false))))
+}
+
+/// The response the layer answers a request over its byte limit with.
+fn over_limit_response<B>(status: http::StatusCode, body: B) -> Response<B> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
 }
 
 impl<F, B, Er> Future for ResponseFuture<F, ResponseEnd>
@@ -171,17 +193,16 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        Poll::Ready(match ready!(poll_inner(this.state, this.guard, cx)) {
-            Outcome::Output(result) => {
-                this.guard.responded();
+        poll_inner(
+            this.state,
+            this.guard,
+            cx,
+            |result, guard| {
+                guard.responded();
                 result
-            }
-            Outcome::OverLimit(status) => {
-                let mut response = Response::new(B::default());
-                *response.status_mut() = status;
-                Ok(response)
-            }
-        })
+            },
+            |status| over_limit_response(status, B::default()),
+        )
     }
 }
 
@@ -194,17 +215,19 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        Poll::Ready(match ready!(poll_inner(this.state, this.guard, cx)) {
-            Outcome::Output(result) => result.map(|response| match this.guard.take() {
-                Some(handle) => ArenaBody::wrap(response, handle),
-                None => unreachable!("arena-tower: the guard ends only here"),
-            }),
-            Outcome::OverLimit(status) => {
-                let mut response = Response::new(ArenaBody::ended());
-                *response.status_mut() = status;
-                Ok(response)
-            }
-        })
+        poll_inner(
+            this.state,
+            this.guard,
+            cx,
+            |result, guard| {
+                let catch = guard.catches_limits();
+                result.map(|response| match guard.take() {
+                    Some(handle) => ArenaBody::wrap(response, handle, catch),
+                    None => unreachable!("arena-tower: the guard ends only here"),
+                })
+            },
+            |status| over_limit_response(status, ArenaBody::ended()),
+        )
     }
 }
 

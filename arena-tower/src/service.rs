@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -13,7 +12,7 @@ use tower_service::Service;
 use crate::body::ArenaBody;
 use crate::current;
 use crate::end::{BodyEnd, End, EndGuard, ResponseEnd};
-use crate::future::{limit_or_resume, ResponseFuture};
+use crate::future::{catch_limit_unwind, limit_or_resume, ResponseFuture};
 use crate::pool::{PoolOwner, PoolStats};
 
 /// Middleware that leases an arena from its pool for every request and
@@ -118,11 +117,12 @@ impl<S, E> ArenaService<S, E> {
         }
         // Made before the inner call, so a panic in `call` still ends the
         // response (as "handler_dropped").
-        let guard = EndGuard::new(handle, End::HandlerDropped);
+        let catch = pool.config.unwinds_at_limit();
+        let guard = EndGuard::new(handle, End::HandlerDropped, catch);
         // A service whose `call` allocates (a `service_fn` closure before its
         // `async` block) can hit the byte limit here already.
         let called = current::with_current(guard.handle(), || {
-            catch_unwind(AssertUnwindSafe(|| self.inner.call(req)))
+            catch_limit_unwind(catch, || self.inner.call(req))
         });
         match called {
             Ok(future) => ResponseFuture::new(future, guard),

@@ -205,6 +205,73 @@ fn other_panics_are_not_caught_by_the_layer() {
     assert_eq!(layer.pool_stats().in_flight, 0);
 }
 
+/// Without `max_request_bytes` the layer does not catch at all (nothing of
+/// the request's arena can unwind with a limit): a panic in the service's
+/// `call`, in its future or in a tracked body goes through unchanged, and
+/// the arena still goes back.
+#[test]
+fn without_a_limit_panics_go_through_uncaught_and_the_arena_goes_back() {
+    use tower::{Layer, ServiceExt};
+    fn payload_of(f: impl FnOnce()) -> u32 {
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_err();
+        *payload
+            .downcast_ref::<u32>()
+            .expect("the handler's own payload")
+    }
+    let layer = ArenaLayer::new();
+    // In `call`, before any future exists.
+    let in_call = layer.layer(tower::service_fn(|_req: http::Request<()>| {
+        std::panic::panic_any(1u32);
+        #[allow(unreachable_code)]
+        std::future::ready(Ok::<_, std::convert::Infallible>(http::Response::new(
+            String::new(),
+        )))
+    }));
+    assert_eq!(
+        payload_of(|| drop(common::block_on(in_call.oneshot(http::Request::new(()))))),
+        1
+    );
+    assert_eq!(layer.pool_stats().in_flight, 0);
+    // In the future.
+    let in_future = layer.layer(tower::service_fn(|_req: http::Request<()>| async {
+        if true {
+            std::panic::panic_any(2u32);
+        }
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    }));
+    assert_eq!(
+        payload_of(|| drop(common::block_on(in_future.oneshot(http::Request::new(()))))),
+        2
+    );
+    assert_eq!(layer.pool_stats().in_flight, 0);
+    // In a tracked body's poll.
+    struct PanickingBody;
+    impl http_body::Body for PanickingBody {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            std::panic::panic_any(3u32)
+        }
+    }
+    let tracked = ArenaLayer::new().track_body();
+    let in_body = tracked.layer(tower::service_fn(|_req: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(PanickingBody))
+    }));
+    let response = common::block_on(in_body.oneshot(http::Request::new(()))).unwrap();
+    let mut body = response.into_body();
+    assert_eq!(
+        payload_of(|| {
+            let _ = common::block_on(http_body_util::BodyExt::frame(&mut body));
+        }),
+        3
+    );
+    drop(body);
+    assert_eq!(tracked.pool_stats().in_flight, 0);
+}
+
 /// Review finding (a real server): a `Drop` that allocated in the arena
 /// while the limit's unwind ran it unwound again, which aborts the process.
 #[test]

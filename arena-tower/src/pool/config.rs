@@ -65,6 +65,15 @@ impl Config {
         }
     }
 
+    /// Whether a request's arena can unwind with its limit: only then are
+    /// the handler's `call`, polls and drops run under `catch_unwind` (a
+    /// panic that is not the arena's own limit goes on unwinding either
+    /// way, so skipping the catch changes nothing but its cost).
+    #[inline]
+    pub(crate) fn unwinds_at_limit(&self) -> bool {
+        self.max_request_bytes.is_some() && self.limit_policy == LimitPolicy::Unwind
+    }
+
     /// The most threads' parts a pooled arena keeps.
     pub(crate) fn max_threads(&self) -> usize {
         self.max_retained_arena_threads.unwrap_or(self.shards)
