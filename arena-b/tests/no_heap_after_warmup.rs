@@ -11,11 +11,16 @@ use arena_b::Arena;
 struct Counting;
 
 static CALLS: AtomicUsize = AtomicUsize::new(0);
+/// Bytes asked of `alloc` while counting.
+static ALLOC_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// Counting is per thread: the test harness's own thread may allocate
     /// meanwhile (for example to print a "running for over 60 seconds" note).
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    /// Counting `ALLOC_BYTES` (apart from `CALLS`, which another test
+    /// counts meanwhile).
+    static COUNTING_BYTES: Cell<bool> = const { Cell::new(false) };
 }
 
 fn counting() -> bool {
@@ -27,6 +32,9 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if counting() {
             CALLS.fetch_add(1, Ordering::Relaxed);
+        }
+        if COUNTING_BYTES.try_with(Cell::get).unwrap_or(false) {
+            ALLOC_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
         }
         // SAFETY: forwarded from the caller.
         unsafe { System.alloc(layout) }
@@ -143,4 +151,28 @@ fn steady_state_loops_never_touch_the_system_allocator() {
         arena.reset();
     });
     assert_eq!(calls, 0, "reset loop called the system allocator");
+}
+
+/// Review finding: `reset_for_reuse` on an arena over its bounds reset its
+/// parts before shrinking them, and a reset merges a part's chunks into
+/// one new chunk of their total size: a big allocation only to free it.
+/// Over the bounds, the parts are freed as they are.
+#[test]
+fn reset_for_reuse_over_its_bounds_frees_without_merging_first() {
+    let mut arena = Arena::builder().chunk_size(4096).build_sync();
+    for _ in 0..64 {
+        arena.alloc_slice_fill_copy(3000, 0u8);
+    }
+    let grown = arena.capacity();
+    assert!(grown > 64 * 1024, "several chunks: {grown}");
+    ALLOC_BYTES.store(0, Ordering::SeqCst);
+    COUNTING_BYTES.with(|c| c.set(true));
+    let kept = arena.reset_for_reuse(64 * 1024, 8);
+    COUNTING_BYTES.with(|c| c.set(false));
+    assert_eq!(kept, 0);
+    let asked = ALLOC_BYTES.load(Ordering::SeqCst);
+    assert!(
+        asked < 4096,
+        "reset_for_reuse allocated {asked} bytes to shrink a {grown}-byte arena"
+    );
 }

@@ -205,10 +205,11 @@ fn other_panics_are_not_caught_by_the_layer() {
     assert_eq!(layer.pool_stats().in_flight, 0);
 }
 
-/// Without `max_request_bytes` the layer does not catch at all (nothing of
-/// the request's arena can unwind with a limit): a panic in the service's
-/// `call`, in its future or in a tracked body goes through unchanged, and
-/// the arena still goes back.
+/// Without `max_request_bytes`, or under `LimitPolicy::ReturnError`, the
+/// layer does not catch at all (nothing of the request's arena can unwind
+/// with a limit). A regression test of what that must keep: a panic in the
+/// service's `call`, in its future or in a tracked body goes through
+/// unchanged, and the arena still goes back.
 #[test]
 fn without_a_limit_panics_go_through_uncaught_and_the_arena_goes_back() {
     use tower::{Layer, ServiceExt};
@@ -270,6 +271,25 @@ fn without_a_limit_panics_go_through_uncaught_and_the_arena_goes_back() {
     );
     drop(body);
     assert_eq!(tracked.pool_stats().in_flight, 0);
+    // A plain allocation over the limit under `ReturnError` panics with the
+    // refusal's message, which is not caught either.
+    let returns = ArenaLayer::new()
+        .max_request_bytes(LIMIT)
+        .limit_policy(arena_b::LimitPolicy::ReturnError);
+    let over = returns.layer(tower::service_fn(|_req: http::Request<()>| async {
+        let arena = RequestArena::current().expect("inside the layer");
+        arena.alloc_slice_fill_copy(2 * LIMIT, 0u8);
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    }));
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(common::block_on(over.oneshot(http::Request::new(()))))
+    }))
+    .unwrap_err();
+    let message = payload
+        .downcast_ref::<String>()
+        .expect("the refusal's message");
+    assert!(message.contains("max_request_bytes"), "{message}");
+    assert_eq!(returns.pool_stats().in_flight, 0);
 }
 
 /// Review finding (a real server): a `Drop` that allocated in the arena

@@ -525,24 +525,30 @@ impl SyncArena {
     pub fn reset_for_reuse(&mut self, max_capacity: usize, max_threads: usize) -> usize {
         self.shared_ref().limit_unwinds.store(0, Ordering::Relaxed);
         let (mut capacity, mut threads) = (self.shared_buffer_capacity(), 0);
+        let mut too_big = capacity > max_capacity;
         for shard in self.shard_ptrs() {
             // SAFETY: as in `reset`: `&mut self` excludes every other user.
             let arena = unsafe { &mut (*shard).arena };
-            // Resetting keeps the chunks: the capacity is the same after.
+            capacity += arena.capacity_shared();
+            threads += 1;
+            if too_big || capacity > max_capacity || threads > max_threads {
+                // Freed below as it is: a reset would first merge its
+                // chunks into one (a new allocation of their total size).
+                too_big = true;
+                break;
+            }
             // The peak is cleared, so not sampled first.
             arena.reset_unsampled();
             arena.clear_peak();
-            capacity += arena.capacity_shared();
-            threads += 1;
+        }
+        if too_big {
+            // The parts reset already only give their chunks back.
+            self.reset_and_shrink();
+            return self.capacity();
         }
         #[cfg(feature = "lockfree")]
         if let Some(buffer) = &mut self.lockfree {
             buffer.reset();
-        }
-        if capacity > max_capacity || threads > max_threads {
-            // Everything is reset already: this only gives chunks back.
-            self.reset_and_shrink();
-            return self.capacity();
         }
         capacity
     }

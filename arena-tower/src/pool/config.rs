@@ -71,6 +71,9 @@ impl Config {
     /// way, so skipping the catch changes nothing but its cost).
     #[inline]
     pub(crate) fn unwinds_at_limit(&self) -> bool {
+        // In step with arena-b's builder, whose refusals unwind under
+        // `Unwind` only (`LimitPolicy` is non-exhaustive: a new policy that
+        // unwinds must be added here).
         self.max_request_bytes.is_some() && self.limit_policy == LimitPolicy::Unwind
     }
 
