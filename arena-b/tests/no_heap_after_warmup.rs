@@ -158,6 +158,7 @@ fn steady_state_loops_never_touch_the_system_allocator() {
 /// one new chunk of their total size: a big allocation only to free it.
 /// Over the bounds, the parts are freed as they are.
 #[test]
+#[cfg(feature = "std")]
 fn reset_for_reuse_over_its_bounds_frees_without_merging_first() {
     let mut arena = Arena::builder().chunk_size(4096).build_sync();
     for _ in 0..64 {
