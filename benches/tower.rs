@@ -22,7 +22,8 @@
 //!     collections on the system allocator); then, in a second run of this
 //!     binary that the first starts itself with mimalloc as the global
 //!     allocator (`ARENA_BENCH_GLOBAL=mimalloc`, `support/global.rs`),
-//!     `request_arena_mimalloc` against `std_mimalloc`.
+//!     `request_arena_mimalloc` against `tls_bump_pool_mimalloc` and
+//!     `std_mimalloc`.
 //!
 //! Arguments: criterion's (`--quick`: 3 rounds of 300 instead of 11 of
 //! 3,000); a name filters both parts.
@@ -119,7 +120,7 @@ fn layer_overhead(c: &mut Criterion) {
 /// routers, compared in interleaved rounds (`support/ratios.rs`): on the
 /// system allocator `request_arena` (the reference), `tls_bump_pool`,
 /// `bump_new` and `std_system`; with mimalloc as the global allocator,
-/// `request_arena_mimalloc` and `std_mimalloc`.
+/// `request_arena_mimalloc`, `tls_bump_pool_mimalloc` and `std_mimalloc`.
 macro_rules! handler_group {
     ($plan:expr, $name:literal, $work:ident, $body:expr) => {{
         async fn arena_handler(arena: RequestArena, body: String) -> String {
@@ -147,6 +148,12 @@ macro_rules! handler_group {
         let routers = if global::is_mimalloc() {
             vec![
                 ("request_arena_mimalloc", arena_router()),
+                // The hand-rolled pool on mimalloc too: what an arena can
+                // gain over mimalloc on this handler at best.
+                (
+                    "tls_bump_pool_mimalloc",
+                    Router::new().route("/work", post(pool_handler)),
+                ),
                 (
                     "std_mimalloc",
                     Router::new().route("/work", post(std_handler)),
