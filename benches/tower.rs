@@ -17,7 +17,8 @@
 //!     the `+ns` column is the layer's cost per request;
 //!   - `axum_scratch`, `axum_tree`, `axum_word_count`, `axum_csv`: handlers
 //!     (see `support/workloads.rs`) on `request_arena` (`ArenaLayer` and the
-//!     extractor, the reference), `tls_bump_pool`, `bump_new` (a
+//!     extractor, the reference), `request_arena_local` (the same through
+//!     `RequestArena::local`), `tls_bump_pool`, `bump_new` (a
 //!     `bumpalo::Bump::new()` in the handler) and `std_system` (std
 //!     collections on the system allocator); then, in a second run of this
 //!     binary that the first starts itself with mimalloc as the global
@@ -118,13 +119,20 @@ fn layer_overhead(c: &mut Criterion) {
 
 /// The contenders of a handler group for `$work` on `$body`, as axum
 /// routers, compared in interleaved rounds (`support/ratios.rs`): on the
-/// system allocator `request_arena` (the reference), `tls_bump_pool`,
+/// system allocator `request_arena` (the reference), `request_arena_local`
+/// (the same through `RequestArena::local`), `tls_bump_pool`,
 /// `bump_new` and `std_system`; with mimalloc as the global allocator,
-/// `request_arena_mimalloc`, `tls_bump_pool_mimalloc` and `std_mimalloc`.
+/// `request_arena_mimalloc`, `request_arena_local_mimalloc`,
+/// `tls_bump_pool_mimalloc` and `std_mimalloc`.
 macro_rules! handler_group {
     ($plan:expr, $name:literal, $work:ident, $body:expr) => {{
         async fn arena_handler(arena: RequestArena, body: String) -> String {
             $work(&body, &arena)
+        }
+        // Through this thread's part (`RequestArena::local`): no thread
+        // look-up per allocation, as in the hand-rolled pool.
+        async fn arena_local_handler(arena: RequestArena, body: String) -> String {
+            $work(&body, arena.local())
         }
         async fn pool_handler(body: String) -> String {
             with_pooled_bump(|bump| $work(&body, bump))
@@ -145,9 +153,15 @@ macro_rules! handler_group {
                 .route("/work", post(arena_handler))
                 .layer(ArenaLayer::new())
         };
+        let arena_local_router = || {
+            Router::new()
+                .route("/work", post(arena_local_handler))
+                .layer(ArenaLayer::new())
+        };
         let routers = if global::is_mimalloc() {
             vec![
                 ("request_arena_mimalloc", arena_router()),
+                ("request_arena_local_mimalloc", arena_local_router()),
                 // The hand-rolled pool on mimalloc too: what an arena can
                 // gain over mimalloc on this handler at best.
                 (
@@ -162,6 +176,7 @@ macro_rules! handler_group {
         } else {
             vec![
                 ("request_arena", arena_router()),
+                ("request_arena_local", arena_local_router()),
                 (
                     "tls_bump_pool",
                     Router::new().route("/work", post(pool_handler)),

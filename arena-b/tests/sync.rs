@@ -466,3 +466,37 @@ fn a_checkpoint_at_the_start_after_reset_cannot_bypass_the_shared_limit() {
     });
     assert!(arena.capacity() <= 8192, "capacity {}", arena.capacity());
 }
+
+/// `SyncArena::local` is the calling thread's part: what it allocates is
+/// the arena's (its stats, its shared limit, freed by its reset), each
+/// thread gets its own part, and the handle and the part share one cursor.
+#[test]
+fn local_part_is_the_threads_share_of_the_arena() {
+    let mut arena = Arena::builder()
+        .chunk_size(4096)
+        .allocation_limit(2 * 4096)
+        .build_sync();
+    let part = arena.local();
+    let a = part.alloc(1u64) as *mut u64 as usize;
+    let b = arena.alloc(2u64) as *mut u64 as usize;
+    assert_eq!(b, a + 8, "one cursor for the part and the handle");
+    assert!(std::ptr::eq(part, arena.try_local().unwrap()));
+    assert_eq!(arena.bytes_allocated(), 16);
+    let ours = part as *const Arena as usize;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let theirs = arena.local();
+            let theirs_at = theirs as *const Arena as usize;
+            assert_ne!(theirs_at, ours, "another thread, another part");
+            theirs.alloc_slice_fill_copy(4000, 0u8);
+        });
+    });
+    assert_eq!(arena.threads(), 2);
+    // The other thread's chunk counts against the shared limit: this part
+    // can take one more chunk's worth, not two.
+    assert!(part.try_alloc_slice_fill_copy(3000, 0u8).is_ok());
+    assert!(part.try_alloc_slice_fill_copy(5000, 0u8).is_err());
+    arena.reset();
+    assert_eq!(arena.bytes_allocated(), 0);
+    assert_eq!(*arena.local().alloc(3u8), 3);
+}

@@ -131,11 +131,18 @@ fn bumpalo_tls_pool_lease_release() {
 // `RequestArena` and on the hand-rolled pool's `Bump` (lease and release
 // included in both).
 macro_rules! handler_probes {
-    ($($arena:ident, $pool:ident, $work:ident;)*) => {$(
+    ($($arena:ident, $local:ident, $pool:ident, $work:ident;)*) => {$(
         #[inline(never)]
         fn $arena(layer: &arena_tower::ArenaLayer, body: &str) {
             let arena = layer.lease();
             black_box(workloads::$work(body, &arena));
+        }
+
+        /// Through the thread's part (`RequestArena::local`).
+        #[inline(never)]
+        fn $local(layer: &arena_tower::ArenaLayer, body: &str) {
+            let arena = layer.lease();
+            black_box(workloads::$work(body, arena.local()));
         }
 
         #[inline(never)]
@@ -146,9 +153,9 @@ macro_rules! handler_probes {
 }
 
 handler_probes! {
-    arena_tower_scratch, bumpalo_tls_pool_scratch, scratch_work;
-    arena_tower_tree, bumpalo_tls_pool_tree, tree_work;
-    arena_tower_csv, bumpalo_tls_pool_csv, parse_work;
+    arena_tower_scratch, arena_tower_local_scratch, bumpalo_tls_pool_scratch, scratch_work;
+    arena_tower_tree, arena_tower_local_tree, bumpalo_tls_pool_tree, tree_work;
+    arena_tower_csv, arena_tower_local_csv, bumpalo_tls_pool_csv, parse_work;
 }
 
 /// An empty GET through an axum router (as `benches/tower.rs`'s
@@ -214,10 +221,13 @@ fn main() {
         axum_identity_empty(&identity);
         axum_arena_layer_empty(&with_arena);
         arena_tower_scratch(&layer, &scratch);
+        arena_tower_local_scratch(&layer, &scratch);
         bumpalo_tls_pool_scratch(&scratch);
         arena_tower_tree(&layer, &tree);
+        arena_tower_local_tree(&layer, &tree);
         bumpalo_tls_pool_tree(&tree);
         arena_tower_csv(&layer, &csv);
+        arena_tower_local_csv(&layer, &csv);
         bumpalo_tls_pool_csv(&csv);
         arena_tower_lease_release(&layer);
         bumpalo_tls_pool_lease_release();

@@ -251,10 +251,37 @@ impl SyncArena {
         Ok(arena)
     }
 
-    /// This thread's sub-arena (made on first use; if the system cannot
-    /// give the few words that takes, `handle_alloc_error`).
+    /// The calling thread's part of this arena: the plain [`Arena`] that
+    /// this thread's allocations go to (made on first use; if the system
+    /// cannot give the few words that takes, `handle_alloc_error`; see
+    /// [`try_local`](Self::try_local)).
+    ///
+    /// Every allocation through the `SyncArena` first finds the calling
+    /// thread's part (a thread-local look-up and a compare). A hot loop can
+    /// find it once and allocate through it directly, at [`Arena`]'s cost.
+    /// What it allocates belongs to this `SyncArena` like any other of its
+    /// allocations: counted in its stats and limit, freed by its reset.
+    ///
+    /// The part is bound to this thread: `&Arena` is not `Send` (`Arena` is
+    /// not `Sync`), so it cannot reach another thread, and a `Send` future
+    /// cannot hold it across an `.await` (where its task could move); take
+    /// it again after the `.await`.
+    ///
+    /// ```
+    /// use allocator_api2::vec::Vec;
+    ///
+    /// let mut arena = arena_b::SyncArena::new();
+    /// let part = arena.local();
+    /// let mut squares = Vec::new_in(part);
+    /// squares.extend((0..100u64).map(|i| i * i));
+    /// assert_eq!(squares[9], 81);
+    /// assert!(arena.bytes_allocated() >= 800); // the SyncArena's bytes
+    /// drop(squares);
+    /// arena.reset();
+    /// assert_eq!(arena.bytes_allocated(), 0);
+    /// ```
     #[inline(always)]
-    pub(crate) fn local(&self) -> &Arena {
+    pub fn local(&self) -> &Arena {
         let (id, shard) = LAST.with(Cell::get);
         if id == self.id {
             // SAFETY: the cache holds this arena's current id, so `shard` is
@@ -275,9 +302,17 @@ impl SyncArena {
         (id == self.id).then(|| unsafe { &(*shard).arena })
     }
 
-    /// This thread's sub-arena, or the error of making it.
+    /// [`local`](Self::local), or the error of making this thread's part
+    /// (it takes a few words from the system on a thread's first use).
+    ///
+    /// ```
+    /// let arena = arena_b::SyncArena::new();
+    /// let part = arena.try_local()?;
+    /// assert_eq!(*part.try_alloc(7u32)?, 7);
+    /// # Ok::<(), arena_b::AllocError>(())
+    /// ```
     #[inline(always)]
-    pub(crate) fn try_local(&self) -> Result<&Arena, AllocError> {
+    pub fn try_local(&self) -> Result<&Arena, AllocError> {
         let (id, shard) = LAST.with(Cell::get);
         if id == self.id {
             // SAFETY: as in `local`.
