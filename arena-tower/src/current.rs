@@ -8,8 +8,11 @@
 //! per request, and without an `Arc` clone per poll.
 //!
 //! The pointer is set only by [`with_current`], for the length of one
-//! closure that borrows the handle, and the previous pointer is put back
-//! when it returns or unwinds, so nested layers stack and the pointer
+//! closure that borrows the handle, or by [`enter`], for the life of a
+//! guard that borrows it, which the service's `call` keeps as a local (so
+//! that the request is not moved into a closure, a copy of a few hundred
+//! bytes). The previous pointer is put back when the closure returns or
+//! unwinds, or the guard drops, so nested layers stack and the pointer
 //! never outlives the borrow.
 //!
 //! A future polled inside another request's poll (a `FuturesUnordered`, a
@@ -19,6 +22,7 @@
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
+use std::marker::PhantomData;
 use std::ptr;
 
 use crate::handle::RequestArena;
@@ -27,16 +31,37 @@ thread_local! {
     static CURRENT: Cell<*const RequestArena> = const { Cell::new(ptr::null()) };
 }
 
-/// Restores the previous pointer when dropped (on unwind too).
-struct Entered {
+/// A request made this thread's current one by [`enter`]; restores the
+/// previous pointer when dropped (on unwind too).
+///
+/// Its drop is what keeps the pointer inside the borrow `'a`, so an
+/// `Entered` must be dropped, never forgotten, and in the reverse order of
+/// its `enter`s: hold it only as a local binding of the function that
+/// entered (as `with_current` and `ArenaService::start` do), never in a
+/// struct or across an `.await`. (It is not `Send`: its pointer field.)
+#[must_use = "the request is current only while the guard lives"]
+pub(crate) struct Entered<'a> {
     previous: *const RequestArena,
+    _handle: PhantomData<&'a RequestArena>,
 }
 
-impl Drop for Entered {
+impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
         let _ = CURRENT.try_with(|c| c.set(self.previous));
     }
+}
+
+/// Makes `handle` (if any) this thread's current request until the guard
+/// drops; see [`Entered`] for how the guard must be held.
+#[inline]
+pub(crate) fn enter(handle: Option<&RequestArena>) -> Option<Entered<'_>> {
+    handle.map(|handle| Entered {
+        previous: CURRENT
+            .try_with(|c| c.replace(handle))
+            .unwrap_or(ptr::null()),
+        _handle: PhantomData,
+    })
 }
 
 /// Runs `f` with `handle` (if any) as this thread's current request; the
@@ -44,11 +69,7 @@ impl Drop for Entered {
 /// closure keeps the pointer's life inside the borrow by construction.
 #[inline]
 pub(crate) fn with_current<R>(handle: Option<&RequestArena>, f: impl FnOnce() -> R) -> R {
-    let _entered = handle.map(|handle| Entered {
-        previous: CURRENT
-            .try_with(|c| c.replace(handle))
-            .unwrap_or(ptr::null()),
-    });
+    let _entered = enter(handle);
     f()
 }
 
@@ -57,9 +78,11 @@ pub(crate) fn with_current<R>(handle: Option<&RequestArena>, f: impl FnOnce() ->
 #[inline]
 pub(crate) fn current() -> Option<RequestArena> {
     let handle = CURRENT.try_with(Cell::get).ok()?;
-    // SAFETY: a non-null pointer was set by `with_current` from a
-    // `&RequestArena` borrowed for the closure that is still running on this
-    // thread (calls nest, each restoring the pointer before it when it
-    // returns or unwinds), so the handle is alive and not mutably borrowed.
+    // SAFETY: a non-null pointer was set by `enter` from a `&RequestArena`
+    // borrowed for the life of a guard that is still alive on this thread
+    // (the guard of `with_current`'s closure, still running, or a local of
+    // a function still running: guards drop in reverse order, each
+    // restoring the pointer before it, on unwind too, and are never
+    // forgotten), so the handle is alive and not mutably borrowed.
     unsafe { handle.as_ref() }.cloned()
 }

@@ -121,16 +121,25 @@ impl<S, E> ArenaService<S, E> {
         let guard = EndGuard::new(handle, End::HandlerDropped, catch);
         // A service whose `call` allocates (a `service_fn` closure before its
         // `async` block) can hit the byte limit here already.
-        let called = current::with_current(guard.handle(), || {
-            catch_limit_unwind(catch, || self.inner.call(req))
-        });
-        match called {
-            Ok(future) => ResponseFuture::new(future, guard),
-            Err(payload) => {
-                let limit = limit_or_resume(payload, &guard);
-                ResponseFuture::over_limit(limit, guard)
-            }
+        if catch {
+            let called = current::with_current(guard.handle(), || {
+                catch_limit_unwind(true, || self.inner.call(req))
+            });
+            return match called {
+                Ok(future) => ResponseFuture::new(future, guard),
+                Err(payload) => {
+                    let limit = limit_or_resume(payload, &guard);
+                    ResponseFuture::over_limit(limit, guard)
+                }
+            };
         }
+        // Without a catch, no closure: the request goes to `call` without
+        // being moved into one first. (A local guard, dropped before
+        // `guard` moves, as `Entered` must be.)
+        let entered = current::enter(guard.handle());
+        let future = self.inner.call(req);
+        drop(entered);
+        ResponseFuture::new(future, guard)
     }
 }
 

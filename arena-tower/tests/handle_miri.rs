@@ -245,3 +245,24 @@ fn nested_layers_kept_handles_and_a_closed_pool() {
     }
     drop(kept);
 }
+
+/// A service whose `call` itself panics (before its future exists), with
+/// no byte limit (so the layer does not catch): the request stops being
+/// current as the panic leaves the layer, and its arena goes back.
+#[test]
+fn a_panic_in_call_leaves_no_current_request_behind() {
+    let layer = ArenaLayer::new();
+    let mut svc = layer.layer(service_fn(|_req: Request<()>| {
+        assert!(RequestArena::current().is_some(), "current during call");
+        if true {
+            panic!("call fails");
+        }
+        async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+    }));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(svc.call(Request::new(())));
+    }));
+    assert!(caught.is_err());
+    assert!(RequestArena::current().is_none());
+    assert_eq!(layer.pool_stats().in_flight, 0);
+}
