@@ -265,7 +265,13 @@ impl SyncArena {
     /// The part is bound to this thread: `&Arena` is not `Send` (`Arena` is
     /// not `Sync`), so it cannot reach another thread, and a `Send` future
     /// cannot hold it across an `.await` (where its task could move); take
-    /// it again after the `.await`.
+    /// it again after the `.await`. Parts are freed only with `&mut self`,
+    /// so the part outlives the borrow.
+    ///
+    /// Other tasks of the same thread allocate in the same part: take a
+    /// [`checkpoint`](Arena::checkpoint) and rewind to it in one stretch of
+    /// code with no `.await` between, or the rewind frees what they
+    /// allocated meanwhile (breaking its `unsafe` contract).
     ///
     /// ```
     /// use allocator_api2::vec::Vec;
