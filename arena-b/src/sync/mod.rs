@@ -412,6 +412,17 @@ impl SyncArena {
         })
     }
 
+    /// Every thread's part, mutably, newest first: for the work that needs
+    /// `&mut SyncArena` (resets, `debug` checks).
+    fn parts_mut(&mut self) -> impl Iterator<Item = &mut Arena> {
+        // SAFETY: each shard came from `Box::into_raw` (mutable provenance)
+        // and is live (see `shard_ptrs`); `&mut self` means no thread is
+        // using any of them, and each is yielded once, so the `&mut`s do not
+        // overlap (the walk reads only `next`, a field outside them).
+        self.shard_ptrs()
+            .map(|shard| unsafe { &mut (*shard).arena })
+    }
+
     /// Every published shard, newest first.
     fn shards(&self) -> impl Iterator<Item = &Shard> {
         // SAFETY: see `shard_ptrs`. Through this shared reference other
@@ -534,10 +545,8 @@ impl SyncArena {
     /// the chunks for reuse.
     pub fn reset(&mut self) {
         self.shared_ref().limit_unwinds.store(0, Ordering::Relaxed);
-        for shard in self.shard_ptrs() {
-            // SAFETY: `shard` came from `Box::into_raw` (mutable provenance)
-            // and is live; `&mut self` means no thread is using any shard.
-            unsafe { (*shard).arena.reset() };
+        for part in self.parts_mut() {
+            part.reset();
         }
         // After the parts' destructors, which might still read it (with
         // `debug`, the reset poisons it).
@@ -567,9 +576,7 @@ impl SyncArena {
         self.shared_ref().limit_unwinds.store(0, Ordering::Relaxed);
         let (mut capacity, mut threads) = (self.shared_buffer_capacity(), 0);
         let mut too_big = capacity > max_capacity;
-        for shard in self.shard_ptrs() {
-            // SAFETY: as in `reset`: `&mut self` excludes every other user.
-            let arena = unsafe { &mut (*shard).arena };
+        for arena in self.parts_mut() {
             capacity += arena.capacity_shared();
             threads += 1;
             if too_big || capacity > max_capacity || threads > max_threads {
@@ -650,9 +657,8 @@ impl SyncArena {
     /// assert_eq!(arena.stats().peak_bytes, 0);
     /// ```
     pub fn reset_peak(&mut self) {
-        for shard in self.shard_ptrs() {
-            // SAFETY: as in `reset`: `&mut self` excludes every other user.
-            unsafe { (*shard).arena.reset_peak() };
+        for part in self.parts_mut() {
+            part.reset_peak();
         }
     }
 
@@ -738,9 +744,8 @@ impl SyncArena {
     /// (`&mut self`: no thread may allocate while freed memory is read).
     #[cfg(feature = "debug")]
     pub fn validate(&mut self) -> Result<(), crate::Corruption> {
-        for shard in self.shard_ptrs() {
-            // SAFETY: as in `reset`: `&mut self` excludes every other user.
-            unsafe { (*shard).arena.validate()? };
+        for part in self.parts_mut() {
+            part.validate()?;
         }
         Ok(())
     }
@@ -761,9 +766,8 @@ impl SyncArena {
     #[cfg(feature = "debug")]
     pub fn leak_report(&mut self) -> Option<crate::LeakReport> {
         let mut merged: Option<crate::LeakReport> = None;
-        for shard in self.shard_ptrs() {
-            // SAFETY: as in `reset`: `&mut self` excludes every other user.
-            let Some(report) = (unsafe { (*shard).arena.leak_report() }) else {
+        for part in self.parts_mut() {
+            let Some(report) = part.leak_report() else {
                 continue;
             };
             match &mut merged {
