@@ -227,6 +227,7 @@ impl Arena {
 
     /// [`capacity`](Self::capacity) for a reader on another thread.
     #[cfg(feature = "std")]
+    #[inline]
     pub(crate) fn capacity_shared(&self) -> usize {
         self.counters.capacity.get()
     }

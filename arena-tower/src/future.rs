@@ -192,7 +192,28 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
+        // Without a limit to catch, the inner future's output is ours as it
+        // is: returned where it was polled, not moved through `poll_inner`'s
+        // closures (a response is a few hundred bytes). Same steps, same
+        // order as there: current request, poll, drop the handler's future,
+        // then the end.
+        if !this.guard.catches_limits() {
+            if let StateProj::Running { inner } = this.state.as_mut().project() {
+                let entered = current::enter(this.guard.handle());
+                let polled = inner.poll(cx);
+                drop(entered);
+                if let Poll::Ready(result) = &polled {
+                    let failed = result.is_err();
+                    this.state.set(State::Done);
+                    if failed {
+                        this.guard.end(End::HandlerFailed);
+                    }
+                    this.guard.responded();
+                }
+                return polled;
+            }
+        }
         poll_inner(
             this.state,
             this.guard,

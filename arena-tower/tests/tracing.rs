@@ -199,6 +199,44 @@ fn handler_error_and_dropped_future() {
     assert_eq!(ended, ["handler_failed", "handler_dropped"]);
 }
 
+/// The same ends without `track_body`, where the response future hands
+/// the inner future's output back as it is (its fast path).
+#[test]
+fn handler_error_and_answer_without_body_tracking() {
+    let capture = Capture::default();
+    let layer = ArenaLayer::new();
+    traced(&capture, async {
+        let failing = ServiceBuilder::new()
+            .layer(layer.clone())
+            .service(service_fn(|_req: Request<Empty<Bytes>>| async move {
+                RequestArena::current().unwrap().alloc(1u8);
+                Err::<Response<Empty<Bytes>>, _>("handler failed")
+            }));
+        let err = failing
+            .oneshot(Request::new(Empty::new()))
+            .await
+            .unwrap_err();
+        assert_eq!(err, "handler failed");
+
+        let answering = ServiceBuilder::new()
+            .layer(layer.clone())
+            .service(service_fn(|_req: Request<Empty<Bytes>>| async {
+                tokio::task::yield_now().await;
+                RequestArena::current().unwrap().alloc(2u8);
+                Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+            }));
+        let res = answering.oneshot(Request::new(Empty::new())).await.unwrap();
+        drop(res);
+        assert_eq!(layer.pool_stats().in_flight, 0);
+    });
+    let ended: Vec<_> = capture
+        .releases()
+        .iter()
+        .map(|e| e.field("ended").unwrap().to_owned())
+        .collect();
+    assert_eq!(ended, ["handler_failed", "responded"]);
+}
+
 /// A body whose second frame is an error.
 struct Failing(u8);
 

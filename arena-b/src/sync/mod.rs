@@ -399,6 +399,7 @@ impl SyncArena {
     /// made them reachable (paired with the Acquire loads here), their
     /// `owner` and `next` never change, and they live until the arena is
     /// dropped or `reset_and_shrink` frees them (both need `&mut self`).
+    #[inline]
     fn shard_ptrs(&self) -> impl Iterator<Item = *mut Shard> {
         let mut next = self.shared_ref().head.load(Ordering::Acquire);
         core::iter::from_fn(move || {
@@ -414,6 +415,7 @@ impl SyncArena {
 
     /// Every thread's part, mutably, newest first: for the work that needs
     /// `&mut SyncArena` (resets, `debug` checks).
+    #[inline]
     fn parts_mut(&mut self) -> impl Iterator<Item = &mut Arena> {
         // SAFETY: each shard came from `Box::into_raw` (mutable provenance)
         // and is live (see `shard_ptrs`); `&mut self` means no thread is
@@ -424,6 +426,7 @@ impl SyncArena {
     }
 
     /// Every published shard, newest first.
+    #[inline]
     fn shards(&self) -> impl Iterator<Item = &Shard> {
         // SAFETY: see `shard_ptrs`. Through this shared reference other
         // threads only read `owner` and `next` and the owner-written atomics
@@ -433,6 +436,7 @@ impl SyncArena {
     }
 
     /// What the threads share (see `SyncRef`).
+    #[inline]
     fn shared_ref(&self) -> &Shared {
         // SAFETY: `shared` came from `Box::leak` and is freed only by
         // `drop`; it is only ever accessed through `&`.

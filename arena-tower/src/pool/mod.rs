@@ -290,6 +290,9 @@ impl Pool {
     /// or drops it. Called by the release of the last handle, with the
     /// lease's own reference to its pool (`pool`), which goes back into
     /// the lease when it is pooled.
+    // (Inlined into its one caller, `Lease::released`: one call frame less
+    // per release.)
+    #[inline(always)]
     pub(crate) fn recycle(pool: Arc<Pool>, lease: LeaseBox) {
         // A destructor of a value in the arena that panics here would
         // surface wherever the last handle happened to be dropped (inside
@@ -327,6 +330,7 @@ impl Pool {
 
     /// The arena of `lease`, reset for the next request and shrunk if it
     /// grew too big; `None` (and the lease dropped) if it is not pooled.
+    #[inline(always)]
     fn reset(&self, mut lease: LeaseBox) -> Option<Idle> {
         let config = &self.config;
         if config.retained_per_shard == 0 || self.closed.load(Ordering::Acquire) {
