@@ -9,9 +9,9 @@
 //!
 //! The pointer is set only by [`with_current`], for the length of one
 //! closure that borrows the handle, or by [`enter`], for the life of a
-//! guard that borrows it, which the service's `call` keeps as a local (so
-//! that the request is not moved into a closure, a copy of a few hundred
-//! bytes). The previous pointer is put back when the closure returns or
+//! guard that borrows it, which the service's `call` and the response
+//! future's `poll` keep as a local (so that the request, or the response,
+//! is not moved through a closure, a copy of a few hundred bytes). The previous pointer is put back when the closure returns or
 //! unwinds, or the guard drops, so nested layers stack and the pointer
 //! never outlives the borrow.
 //!
@@ -37,30 +37,51 @@ thread_local! {
 /// Its drop is what keeps the pointer inside the borrow `'a`, so an
 /// `Entered` must be dropped, never forgotten, and in the reverse order of
 /// its `enter`s: hold it only as a local binding of the function that
-/// entered (as `with_current` and `ArenaService::start` do), never in a
-/// struct or across an `.await`. (It is not `Send`: its pointer field.)
+/// entered (as `with_current`, `ArenaService::start` and
+/// `ResponseFuture::poll` do), never in a struct or across an `.await`.
+/// (It is not `Send`: its pointer fields.)
 #[must_use = "the request is current only while the guard lives"]
 pub(crate) struct Entered<'a> {
     previous: *const RequestArena,
+    /// What `enter` set, to check in debug builds that guards drop in the
+    /// reverse order of their `enter`s.
+    installed: *const RequestArena,
     _handle: PhantomData<&'a RequestArena>,
 }
 
 impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
-        let _ = CURRENT.try_with(|c| c.set(self.previous));
+        let _ = CURRENT.try_with(|c| {
+            debug_assert!(
+                ptr::eq(c.get(), self.installed),
+                "arena-tower: request guards dropped out of order"
+            );
+            c.set(self.previous)
+        });
     }
 }
 
 /// Makes `handle` (if any) this thread's current request until the guard
-/// drops; see [`Entered`] for how the guard must be held.
+/// drops.
+///
+/// # Safety
+/// The guard must be held as [`Entered`] says: a local of the caller,
+/// dropped (never forgotten) in the reverse order of its `enter`s, never
+/// moved into a struct or held across an `.await`. [`current`] dereferences
+/// the pointer on the strength of that.
 #[inline]
-pub(crate) fn enter(handle: Option<&RequestArena>) -> Option<Entered<'_>> {
-    handle.map(|handle| Entered {
-        previous: CURRENT
-            .try_with(|c| c.replace(handle))
-            .unwrap_or(ptr::null()),
-        _handle: PhantomData,
+#[must_use = "the request is current only while the guard lives"]
+pub(crate) unsafe fn enter(handle: Option<&RequestArena>) -> Option<Entered<'_>> {
+    handle.map(|handle| {
+        let installed: *const RequestArena = handle;
+        Entered {
+            previous: CURRENT
+                .try_with(|c| c.replace(installed))
+                .unwrap_or(ptr::null()),
+            installed,
+            _handle: PhantomData,
+        }
     })
 }
 
@@ -69,7 +90,9 @@ pub(crate) fn enter(handle: Option<&RequestArena>) -> Option<Entered<'_>> {
 /// closure keeps the pointer's life inside the borrow by construction.
 #[inline]
 pub(crate) fn with_current<R>(handle: Option<&RequestArena>, f: impl FnOnce() -> R) -> R {
-    let _entered = enter(handle);
+    // SAFETY: `_entered` is a local of this function, dropped when `f`
+    // returns or unwinds, after anything `f` entered.
+    let _entered = unsafe { enter(handle) };
     f()
 }
 

@@ -125,7 +125,10 @@ pub(crate) fn drop_catching_limit<T>(
 }
 
 /// Polls the inner future of a [`ResponseFuture`] with the request as the
-/// thread's current one, catching its limit unwinds. Its output goes
+/// thread's current one, catching its limit unwinds: the poll of `BodyEnd`
+/// futures, and of `ResponseEnd` ones whose arena can unwind at its limit
+/// (the others take a fast path in their `poll` that does the same steps
+/// in the same order; keep the two in step). Its output goes
 /// through `respond` (with the guard, to record the end); a request over
 /// its byte limit gets `Ok(over_limit(status))`, the end recorded. (Two
 /// closures rather than an enum of outcomes: the response is moved once.)
@@ -190,6 +193,9 @@ where
 {
     type Output = Result<Response<B>, Er>;
 
+    // (The one unsafe call here is `current::enter`, whose guard stays a
+    // local.)
+    #[allow(unsafe_code)]
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -197,10 +203,12 @@ where
         // is: returned where it was polled, not moved through `poll_inner`'s
         // closures (a response is a few hundred bytes). Same steps, same
         // order as there: current request, poll, drop the handler's future,
-        // then the end.
+        // then the end. (Keep the two in step.)
         if !this.guard.catches_limits() {
             if let StateProj::Running { inner } = this.state.as_mut().project() {
-                let entered = current::enter(this.guard.handle());
+                // SAFETY: `entered` is a local, dropped right after the
+                // poll (or by its unwind), after anything the poll entered.
+                let entered = unsafe { current::enter(this.guard.handle()) };
                 let polled = inner.poll(cx);
                 drop(entered);
                 if let Poll::Ready(result) = &polled {

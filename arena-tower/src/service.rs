@@ -105,6 +105,9 @@ impl<S, E> ArenaService<S, E> {
 
     /// Leases the request's arena and calls the inner service with it as
     /// the current request.
+    // (The one unsafe call here is `current::enter`, whose guard stays a
+    // local.)
+    #[allow(unsafe_code)]
     #[inline]
     fn start<ReqBody>(&mut self, mut req: Request<ReqBody>) -> ResponseFuture<S::Future, E>
     where
@@ -136,7 +139,9 @@ impl<S, E> ArenaService<S, E> {
         // Without a catch, no closure: the request goes to `call` without
         // being moved into one first. (A local guard, dropped before
         // `guard` moves, as `Entered` must be.)
-        let entered = current::enter(guard.handle());
+        // SAFETY: `entered` is a local, dropped on the next line but one
+        // (or by an unwind out of `call`), after anything `call` entered.
+        let entered = unsafe { current::enter(guard.handle()) };
         let future = self.inner.call(req);
         drop(entered);
         ResponseFuture::new(future, guard)

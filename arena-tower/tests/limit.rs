@@ -245,6 +245,10 @@ fn without_a_limit_panics_go_through_uncaught_and_the_arena_goes_back() {
         2
     );
     assert_eq!(layer.pool_stats().in_flight, 0);
+    assert!(
+        RequestArena::current().is_none(),
+        "no request is left current after the unwinds"
+    );
     // In a tracked body's poll.
     struct PanickingBody;
     impl http_body::Body for PanickingBody {

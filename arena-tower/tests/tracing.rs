@@ -237,6 +237,53 @@ fn handler_error_and_answer_without_body_tracking() {
     assert_eq!(ended, ["handler_failed", "responded"]);
 }
 
+/// A handler future whose own destructor panics once it has answered (on
+/// the default layer's fast path, where it is dropped before the end is
+/// recorded): the unwind leaves no request current, the arena is released
+/// and the release says the handler's future was dropped.
+#[test]
+fn handler_future_panicking_in_drop_after_its_answer() {
+    struct AnswerThenPanicOnDrop;
+    impl std::future::Future for AnswerThenPanicOnDrop {
+        type Output = Result<Response<Empty<Bytes>>, Infallible>;
+        fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+            RequestArena::current().unwrap().alloc(1u8);
+            Poll::Ready(Ok(Response::new(Empty::new())))
+        }
+    }
+    impl Drop for AnswerThenPanicOnDrop {
+        fn drop(&mut self) {
+            std::panic::panic_any(7u32);
+        }
+    }
+    let capture = Capture::default();
+    let layer = ArenaLayer::new();
+    traced(&capture, async {
+        let svc = ServiceBuilder::new()
+            .layer(layer.clone())
+            .service(service_fn(|_req: Request<Empty<Bytes>>| {
+                AnswerThenPanicOnDrop
+            }));
+        let mut future = svc.oneshot(Request::new(Empty::new()));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = std::future::Future::poll(Pin::new(&mut future), &mut cx);
+        }));
+        let payload = polled.unwrap_err();
+        assert_eq!(payload.downcast_ref::<u32>(), Some(&7));
+        assert!(RequestArena::current().is_none());
+        drop(future);
+        assert_eq!(layer.pool_stats().in_flight, 0);
+    });
+    let ended: Vec<_> = capture
+        .releases()
+        .iter()
+        .map(|e| e.field("ended").unwrap().to_owned())
+        .collect();
+    assert_eq!(ended, ["handler_dropped"]);
+}
+
 /// A body whose second frame is an error.
 struct Failing(u8);
 

@@ -112,9 +112,11 @@ impl fmt::Debug for SyncRef {
 /// One thread's sub-arena.
 struct Shard {
     /// Only ever used by the thread `owner` (through the thread-local cache
-    /// or a list walk that matched `owner`), except for the atomic telemetry
-    /// read by `bytes_allocated_shared` / `stats_shared`, and for `reset`
-    /// and `drop`, which have `&mut SyncArena`.
+    /// or a list walk that matched `owner`), except for the owner-written
+    /// atomics other threads read through `shards()` (`capacity_shared`,
+    /// `bytes_allocated_shared`, `stats_shared`, `debug_stats_shared`), and
+    /// for the walks under `&mut SyncArena`: `parts_mut` (resets, `debug`
+    /// checks), `free_shards` (`reset_and_shrink`) and `drop`.
     arena: Arena,
     owner: ThreadId,
     /// Next older shard; immutable once the shard is published.
