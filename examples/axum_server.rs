@@ -122,16 +122,27 @@ struct SumOut {
 }
 
 /// Sum and median of a JSON array of integers; the sort buffer is in the
-/// arena.
-async fn sum(arena: RequestArena, Json(numbers): Json<Vec<i64>>) -> Json<SumOut> {
+/// arena. A sum that does not fit in an `i64` is a 422, not a wrapped
+/// number.
+async fn sum(
+    arena: RequestArena,
+    Json(numbers): Json<Vec<i64>>,
+) -> Result<Json<SumOut>, (StatusCode, &'static str)> {
     let sorted = arena.alloc_slice_fast(&numbers);
     sorted.sort_unstable();
     let median = sorted.get(sorted.len() / 2).copied();
-    Json(SumOut {
+    let sum = sorted
+        .iter()
+        .try_fold(0i64, |sum, &n| sum.checked_add(n))
+        .ok_or((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the sum does not fit in a 64-bit signed integer\n",
+        ))?;
+    Ok(Json(SumOut {
         count: sorted.len(),
-        sum: sorted.iter().sum(),
+        sum,
         median,
-    })
+    }))
 }
 
 /// Answers after `ms` milliseconds, holding arena data across the wait.

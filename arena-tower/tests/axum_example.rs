@@ -153,6 +153,9 @@ fn every_route_answers_and_every_arena_comes_back() {
         let (status, body) = send(addr, "POST", "/sum", "[3, 1, 4, 1, 5, 9, 2, 6]").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(json_of(&body), json!({"count": 8, "sum": 31, "median": 4}));
+        let max = i64::MAX;
+        let (status, _) = send(addr, "POST", "/sum", &format!("[{max}, {max}, 1]")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "no wrapped sum");
 
         let (status, body) = send(addr, "GET", "/slow/20", "").await;
         assert_eq!((status, &body[..]), (StatusCode::OK, &b"slept 20 ms"[..]));
