@@ -163,13 +163,21 @@ fn empty_body_ends_at_once() {
     assert_eq!(capture.releases()[0].field("ended"), Some("finished"));
 }
 
-#[test]
-fn handler_error_and_dropped_future() {
-    let capture = Capture::default();
-    let layer = ArenaLayer::new().track_body();
-    traced(&capture, async {
+/// The `ended` field of each release event, in order.
+fn release_ends(capture: &Capture) -> Vec<String> {
+    capture
+        .releases()
+        .iter()
+        .map(|e| e.field("ended").unwrap().to_owned())
+        .collect()
+}
+
+/// Calls, through `$layer` (of either end type), a handler that allocates
+/// and then fails.
+macro_rules! call_failing_handler {
+    ($layer:expr) => {{
         let failing = ServiceBuilder::new()
-            .layer(layer.clone())
+            .layer($layer.clone())
             .service(service_fn(|_req: Request<Empty<Bytes>>| async move {
                 RequestArena::current().unwrap().alloc(1u8);
                 Err::<Response<Empty<Bytes>>, _>("handler failed")
@@ -179,6 +187,15 @@ fn handler_error_and_dropped_future() {
             .await
             .unwrap_err();
         assert_eq!(err, "handler failed");
+    }};
+}
+
+#[test]
+fn handler_error_and_dropped_future() {
+    let capture = Capture::default();
+    let layer = ArenaLayer::new().track_body();
+    traced(&capture, async {
+        call_failing_handler!(layer);
 
         let pending = ServiceBuilder::new()
             .layer(layer.clone())
@@ -191,12 +208,10 @@ fn handler_error_and_dropped_future() {
         assert!(timed_out.is_err());
         assert_eq!(layer.pool_stats().in_flight, 0);
     });
-    let ended: Vec<_> = capture
-        .releases()
-        .iter()
-        .map(|e| e.field("ended").unwrap().to_owned())
-        .collect();
-    assert_eq!(ended, ["handler_failed", "handler_dropped"]);
+    assert_eq!(
+        release_ends(&capture),
+        ["handler_failed", "handler_dropped"]
+    );
 }
 
 /// The same ends without `track_body`, where the response future hands
@@ -206,17 +221,7 @@ fn handler_error_and_answer_without_body_tracking() {
     let capture = Capture::default();
     let layer = ArenaLayer::new();
     traced(&capture, async {
-        let failing = ServiceBuilder::new()
-            .layer(layer.clone())
-            .service(service_fn(|_req: Request<Empty<Bytes>>| async move {
-                RequestArena::current().unwrap().alloc(1u8);
-                Err::<Response<Empty<Bytes>>, _>("handler failed")
-            }));
-        let err = failing
-            .oneshot(Request::new(Empty::new()))
-            .await
-            .unwrap_err();
-        assert_eq!(err, "handler failed");
+        call_failing_handler!(layer);
 
         let answering = ServiceBuilder::new()
             .layer(layer.clone())
@@ -229,12 +234,7 @@ fn handler_error_and_answer_without_body_tracking() {
         drop(res);
         assert_eq!(layer.pool_stats().in_flight, 0);
     });
-    let ended: Vec<_> = capture
-        .releases()
-        .iter()
-        .map(|e| e.field("ended").unwrap().to_owned())
-        .collect();
-    assert_eq!(ended, ["handler_failed", "responded"]);
+    assert_eq!(release_ends(&capture), ["handler_failed", "responded"]);
 }
 
 /// A handler future whose own destructor panics once it has answered (on
@@ -276,12 +276,7 @@ fn handler_future_panicking_in_drop_after_its_answer() {
         drop(future);
         assert_eq!(layer.pool_stats().in_flight, 0);
     });
-    let ended: Vec<_> = capture
-        .releases()
-        .iter()
-        .map(|e| e.field("ended").unwrap().to_owned())
-        .collect();
-    assert_eq!(ended, ["handler_dropped"]);
+    assert_eq!(release_ends(&capture), ["handler_dropped"]);
 }
 
 /// A body whose second frame is an error.
