@@ -11,9 +11,10 @@
 //! closure that borrows the handle, or by [`enter`], for the life of a
 //! guard that borrows it, which the service's `call` and the response
 //! future's `poll` keep as a local (so that the request, or the response,
-//! is not moved through a closure, a copy of a few hundred bytes). The previous pointer is put back when the closure returns or
-//! unwinds, or the guard drops, so nested layers stack and the pointer
-//! never outlives the borrow.
+//! is not moved through a closure, a copy of a few hundred bytes). The
+//! previous pointer is put back when the closure returns or unwinds, or the
+//! guard drops, so nested layers stack and the pointer never outlives the
+//! borrow.
 //!
 //! A future polled inside another request's poll (a `FuturesUnordered`, a
 //! shared future, `block_on` in `block_in_place`) sees the outer request as
